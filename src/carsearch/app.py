@@ -1,0 +1,174 @@
+"""The FastAPI application: lifespan, middleware, error handlers, routers, offline docs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from carsearch import __version__
+from carsearch.config import Settings, get_settings
+from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
+from carsearch.errors import CarSearchError, RateLimited
+from carsearch.observability.middleware import RequestContextMiddleware
+from carsearch.observability.routes import router as operations_router
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "message": error.get("msg", "invalid value"),
+            "type": error.get("type", "value_error"),
+        }
+        for error in exc.errors()
+    ]
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CarSearchError)
+    async def domain_error(request: Request, exc: CarSearchError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else None
+        message = (
+            f"invalid {first['loc'][-1]}: {first['message']}"
+            if first and first["loc"]
+            else "invalid request"
+        )
+        return error_response(422, "validation_error", message, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, message, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        request_id = getattr(request.state, "request_id", None)
+        return error_response(
+            500,
+            "internal_error",
+            "internal error; the request id identifies it in the logs",
+            [{"request_id": request_id}],
+        )
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from assets shipped in a package: they work with no network."""
+    app.mount("/docs-assets", StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - API reference",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - API reference",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """Build the app. Tests pass their own engine; otherwise the lifespan creates one."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned_engine = None
+        if engine is None:
+            owned_engine = create_async_db_engine(resolve_database_url(settings), settings)
+        app.state.engine = engine or owned_engine
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        try:
+            yield
+        finally:
+            if owned_engine is not None:
+                await owned_engine.dispose()
+
+    app = FastAPI(
+        title="CarSearch API",
+        version=__version__,
+        description=(
+            "Search used and new car listings: filters, facets, ZIP radius, price history, "
+            "accounts with favorites and alerts. Every response is an envelope: "
+            '`{"data": ..., "meta": ...}` or `{"error": {"code", "message", "details"}}`.'
+        ),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    _install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(operations_router)
+    _install_docs(app)
+    return app

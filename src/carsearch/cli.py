@@ -1,0 +1,316 @@
+"""The `carsearch` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+# typer >= 0.29 carries its own click; its usage errors derive from this class.
+from typer._click.exceptions import ClickException
+
+from carsearch.config import Settings, get_settings
+from carsearch.db import migrate as migrations
+from carsearch.db.engine import create_sync_engine, describe, libpq_dsn, resolve_database_url
+from carsearch.errors import SetupError
+from carsearch.observability.logging import configure_logging
+
+app = typer.Typer(
+    help="CarSearch: car listings collected, searched and watched.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database: status and connection URL.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True, soft_wrap=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def clear_errors(command: F) -> F:
+    """Operator mistakes and unreachable servers end with one line and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SetupError as exc:
+            raise _fail(str(exc)) from None
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise _fail(f"database error: {reason[0] if reason else type(exc).__name__}") from None
+        except ValueError as exc:  # settings that do not validate
+            raise _fail(str(exc).splitlines()[0]) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:
+        # pydantic's message: first line names the count, the next ones the problems.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise SetupError("invalid settings: " + "; ".join(lines[1:3])) from None
+
+
+def _database(settings: Settings) -> tuple[URL, Engine]:
+    url = resolve_database_url(settings)
+    return url, create_sync_engine(url)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command()
+@clear_errors
+def migrate(
+    to: Annotated[
+        str, typer.Option("--to", help="Target revision: head, base or a revision id.")
+    ] = "head",
+) -> None:
+    """Upgrade the database to the latest schema, or move it up or down to --to."""
+    settings = _settings()
+    if to not in {"head", "base"} and to not in migrations.known_revisions():
+        raise SetupError(
+            f"unknown revision {to!r}; known: {', '.join(sorted(migrations.known_revisions()))}"
+        )
+    url, engine = _database(settings)
+    before = migrations.current_revision(engine)
+    direction = migrations.migrate_to(engine, to)
+    after = migrations.current_revision(engine)
+    engine.dispose()
+    verb = "upgraded" if direction == "up" else "downgraded"
+    if before == after:
+        console.print(f"database {describe(url)} already at {after or 'base'}")
+    else:
+        console.print(f"database {describe(url)} {verb}: {before or 'base'} -> {after or 'base'}")
+
+
+def _seed(settings: Settings, url: URL, listings: int, seed: int, reset: bool) -> None:
+    from carsearch.seed.service import seed_inventory
+
+    with _progress() as progress:
+        task = progress.add_task("seeding listings", total=listings)
+        report = seed_inventory(
+            libpq_dsn(url),
+            listings=listings,
+            seed=seed,
+            reset=reset,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"seeded {report.listings:,} listings at {report.dealers:,} dealers "
+        f"in {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+@clear_errors
+def seed(
+    listings: Annotated[
+        int, typer.Option("--listings", min=0, help="How many listings to generate.")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same data.")] = 42,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Replace earlier seed data (scraped data stays).")
+    ] = False,
+) -> None:
+    """Load reference makes and models and a synthetic, realistic inventory."""
+    settings = _settings()
+    url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    _seed(settings, url, listings, seed, reset)
+
+
+def _require_head(engine: Engine) -> None:
+    current, head = migrations.current_revision(engine), migrations.head_revision()
+    if current != head:
+        raise SetupError(
+            f"database schema at {current or 'base'}, code expects {head}: run `carsearch migrate`"
+        )
+
+
+@db_app.command("status")
+@clear_errors
+def db_status() -> None:
+    """Where the database is, its schema revision and table sizes."""
+    settings = _settings()
+    url, engine = _database(settings)
+    kind = "embedded" if settings.uses_embedded_db else "server"
+    with engine.connect() as connection:
+        version = connection.execute(text("SHOW server_version")).scalar_one()
+        current = migrations.current_revision(engine)
+        console.print(f"database  {describe(url)} ({kind}, PostgreSQL {version})")
+        console.print(f"schema    {current or 'base'} (code: {migrations.head_revision()})")
+        if current is not None:
+            for table in ("dealers", "listings", "listing_price_history", "users"):
+                count = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                console.print(f"{table:<22}{count:>12,}")
+    engine.dispose()
+
+
+@db_app.command("url")
+@clear_errors
+def db_url() -> None:
+    """Print a connection URL for psql (starts the embedded server if needed)."""
+    url = resolve_database_url(_settings())
+    print(libpq_dsn(url))
+
+
+@app.command()
+@clear_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes.")] = 1,
+) -> None:
+    """Serve the API (no job worker; see `run` and `worker`)."""
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    uvicorn.run(
+        "carsearch.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+@clear_errors
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
+) -> None:
+    """Run the job worker: scheduled and queued background jobs."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    from carsearch.jobs import create_job_app
+
+    job_app = create_job_app(libpq_dsn(url))
+
+    async def work() -> None:
+        async with job_app.open_async():
+            await job_app.run_worker_async(concurrency=concurrency)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(work())
+
+
+@app.command()
+@clear_errors
+def run(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port.")] = None,
+    seed_listings: Annotated[
+        int | None,
+        typer.Option(min=0, help="Listings to seed on first start (default from settings)."),
+    ] = None,
+) -> None:
+    """Everything for a laptop: database, migrations, seed data, the API and the worker."""
+    import uvicorn
+
+    from carsearch.app import create_app
+    from carsearch.jobs import create_job_app
+
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    url, engine = _database(settings)
+    console.print(f"database  {describe(url)}")
+    migrations.upgrade(engine)
+    with engine.connect() as connection:
+        has_listings = connection.execute(text("SELECT EXISTS (SELECT 1 FROM listings)")).scalar()
+    engine.dispose()
+    if not has_listings:
+        _seed(
+            settings,
+            url,
+            settings.seed_listings if seed_listings is None else seed_listings,
+            seed=42,
+            reset=False,
+        )
+    configure_logging(settings.log_level)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=host, port=port, log_config=None, access_log=False
+        )
+    )
+    job_app = create_job_app(libpq_dsn(url))
+
+    async def serve_and_work() -> None:
+        async with job_app.open_async():
+            worker_task = asyncio.create_task(
+                job_app.run_worker_async(concurrency=4, install_signal_handlers=False)
+            )
+            try:
+                await server.serve()
+            finally:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+
+    console.print(
+        f"CarSearch at http://{host}:{port}  (API docs: http://{host}:{port}/docs, "
+        f"http://{host}:{port}/redoc; Ctrl-C stops)"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_and_work())
+    console.print("stopped")
+
+
+def main() -> None:
+    """Entry point: usage errors (a bad option value) are one line too, then exit 2."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "carsearch"  # type: ignore[attr-defined]
+        console.print(
+            f"[red]error:[/red] {exc.format_message()} (see `{command} --help`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Every CarSearch setting, in one place.
+
+Environment variables use the `CARSEARCH_` prefix, except the conventional `DATABASE_URL`
+and `REDIS_URL`. A `.env` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-in-production"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CARSEARCH_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    env: Environment = Environment.development
+    secret_key: str = PLACEHOLDER_SECRET
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "CARSEARCH_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "CARSEARCH_REDIS_URL")
+    )
+    var_dir: Path = Path("var")
+    # None means <var_dir>/pg
+    embedded_pg_dir: Path | None = None
+    embedded_db_name: str = "carsearch"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_connect_timeout: int = Field(default=5, ge=1, le=120)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
+    log_level: str = "info"
+
+    seed_listings: int = Field(default=10_000, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret_in_production(self) -> Settings:
+        if self.env is Environment.production and (
+            self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "CARSEARCH_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production"
+            )
+        return self
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.embedded_pg_dir or self.var_dir / "pg"
+
+    @property
+    def uses_embedded_db(self) -> bool:
+        return self.database_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

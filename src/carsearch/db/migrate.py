@@ -1,0 +1,78 @@
+"""Alembic, driven from code: `carsearch migrate`, the tests and `make run` use these."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "carsearch:migrations")
+    config.set_main_option(
+        "file_template",
+        "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d-%%(rev)s_%%(slug)s",
+    )
+    config.attributes["engine"] = engine
+    return config
+
+
+def _run(engine: Engine, action: str, *args: str) -> None:
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, *args)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    _run(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    _run(engine, "downgrade", revision)
+
+
+def check(engine: Engine) -> None:
+    """Raise if the models and the migrated database differ (alembic check)."""
+    _run(engine, "check")
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate_to(engine: Engine, target: str) -> str:
+    """Go up or down to `target` ("head", "base" or a revision id); return the direction."""
+    current = current_revision(engine)
+    if target == "head":
+        upgrade(engine, "head")
+        return "up"
+    if target == "base":
+        downgrade(engine, "base")
+        return "down"
+    script = ScriptDirectory.from_config(alembic_config())
+    revision = script.get_revision(target)
+    assert revision is not None
+    if current is None:
+        upgrade(engine, revision.revision)
+        return "up"
+    # Going up if the target descends from the current revision, else down.
+    ancestors = {rev.revision for rev in script.iterate_revisions(revision.revision, "base")}
+    if current in ancestors:
+        upgrade(engine, revision.revision)
+        return "up"
+    downgrade(engine, revision.revision)
+    return "down"

@@ -1,0 +1,29 @@
+"""The procrastinate app: every domain's task blueprint, and the periodic schedules.
+
+Jobs live in PostgreSQL, so workers on several machines share one queue with no extra
+server.
+"""
+
+from __future__ import annotations
+
+import procrastinate
+from procrastinate import Blueprint, JobContext, PsycopgConnector
+
+FINISHED_JOBS_KEPT_HOURS = 7 * 24
+
+queue_maintenance = Blueprint()
+
+
+@queue_maintenance.periodic(cron="17 3 * * *")
+@queue_maintenance.task(queue="maintenance", pass_context=True)
+async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
+    """Delete jobs that succeeded more than a week ago; failed ones stay for inspection."""
+    await context.app.job_manager.delete_old_jobs(nb_hours=FINISHED_JOBS_KEPT_HOURS)
+
+
+def create_job_app(dsn: str) -> procrastinate.App:
+    app = procrastinate.App(
+        connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=4),
+    )
+    app.add_tasks_from(queue_maintenance, namespace="maintenance")
+    return app

@@ -1,0 +1,18 @@
+"""All tables, imported here so that Alembic and the app see the whole metadata."""
+
+from carsearch.models.dealers import Dealer
+from carsearch.models.listings import Listing, ListingPriceHistory, ListingSource
+from carsearch.models.reference import Make, Model
+from carsearch.models.users import SavedSearch, User, UserFavorite
+
+__all__ = [
+    "Dealer",
+    "Listing",
+    "ListingPriceHistory",
+    "ListingSource",
+    "Make",
+    "Model",
+    "SavedSearch",
+    "User",
+    "UserFavorite",
+]

@@ -1,0 +1,140 @@
+"""Test harness: a real PostgreSQL for the whole session, a fresh database per run.
+
+With DATABASE_URL set, the tests use that server; otherwise the embedded server under
+var/pg. Either way they create their own database, migrate it once, and drop it at the
+end, so a developer's data is never touched. Each test runs inside a transaction that
+is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import psycopg
+import pytest
+from httpx import ASGITransport, AsyncClient
+from psycopg import sql
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+os.environ.setdefault("CARSEARCH_ENV", "test")
+
+from carsearch.app import create_app
+from carsearch.config import Settings
+from carsearch.db import migrate
+from carsearch.db.engine import (
+    create_async_db_engine,
+    create_sync_engine,
+    libpq_dsn,
+    resolve_database_url,
+)
+from carsearch.deps import get_db_session
+
+TEST_SEED_LISTINGS = 3_000
+
+
+def make_test_settings() -> Settings:
+    return Settings(env="test", cors_origins=["http://localhost:3000"])
+
+
+@pytest.fixture(scope="session")
+def server_url() -> URL:
+    """The server's URL (its maintenance database), started if embedded."""
+    return resolve_database_url(Settings(env="test"))
+
+
+def create_database(server_url: URL, prefix: str = "carsearch_test") -> URL:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return server_url.set(database=name)
+
+
+def drop_database(server_url: URL, url: URL) -> None:
+    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database))
+        )
+
+
+@pytest.fixture
+def make_database(server_url: URL) -> Iterator[Callable[[], URL]]:
+    """A factory of empty databases, dropped after the test."""
+    created: list[URL] = []
+
+    def make() -> URL:
+        created.append(create_database(server_url, prefix="carsearch_scratch"))
+        return created[-1]
+
+    yield make
+    for url in created:
+        drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: URL) -> Iterator[URL]:
+    url = create_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+def sync_engine(database_url: URL) -> Iterator[Engine]:
+    engine = create_sync_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded(sync_engine: Engine, database_url: URL) -> int:
+    """A seeded inventory shared by read-only tests; returns the listing count."""
+    from carsearch.seed.service import seed_inventory
+
+    seed_inventory(libpq_dsn(database_url), listings=TEST_SEED_LISTINGS, seed=7)
+    return TEST_SEED_LISTINGS
+
+
+@pytest.fixture(scope="session")
+async def async_engine(sync_engine: Engine, database_url: URL) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_db_engine(database_url, make_test_settings())
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_connection(async_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with async_engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+@pytest.fixture
+async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    # Commits inside the code under test release savepoints; the outer transaction
+    # is rolled back after the test.
+    session = AsyncSession(
+        bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    await session.close()
+
+
+@pytest.fixture
+async def client(async_engine: AsyncEngine, db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    app = create_app(make_test_settings(), engine=async_engine)
+
+    async def session_override() -> AsyncIterator[AsyncSession]:
+        yield db_session
+        await db_session.commit()
+
+    app.dependency_overrides[get_db_session] = session_override
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        yield http
