@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -36,8 +37,8 @@ from carsearch.deps import get_db_session
 TEST_SEED_LISTINGS = 3_000
 
 
-def make_test_settings() -> Settings:
-    return Settings(env="test", cors_origins=["http://localhost:3000"])
+def make_test_settings(index_dir: Path | None = None) -> Settings:
+    return Settings(env="test", cors_origins=["http://localhost:3000"], search_index_dir=index_dir)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +100,17 @@ def seeded(sync_engine: Engine, database_url: URL) -> int:
 
 
 @pytest.fixture(scope="session")
+def search_index(seeded: int, database_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The search index of the seeded inventory; returns its directory."""
+    from carsearch.search.indexer import rebuild_index
+    from carsearch.search.store import IndexStore
+
+    root = tmp_path_factory.mktemp("index")
+    rebuild_index(IndexStore(root), libpq_dsn(database_url))
+    return root
+
+
+@pytest.fixture(scope="session")
 async def async_engine(sync_engine: Engine, database_url: URL) -> AsyncIterator[AsyncEngine]:
     engine = create_async_db_engine(database_url, make_test_settings())
     yield engine
@@ -125,8 +137,10 @@ async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSessi
 
 
 @pytest.fixture
-async def client(async_engine: AsyncEngine, db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
-    app = create_app(make_test_settings(), engine=async_engine)
+async def client(
+    async_engine: AsyncEngine, db_session: AsyncSession, search_index: Path
+) -> AsyncIterator[AsyncClient]:
+    app = create_app(make_test_settings(search_index), engine=async_engine)
 
     async def session_override() -> AsyncIterator[AsyncSession]:
         yield db_session

@@ -21,9 +21,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from carsearch import __version__
 from carsearch.config import Settings, get_settings
 from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
+from carsearch.dealers.routes import router as dealers_router
 from carsearch.errors import CarSearchError, RateLimited
+from carsearch.listings.routes import router as listings_router
 from carsearch.observability.middleware import RequestContextMiddleware
 from carsearch.observability.routes import router as operations_router
+from carsearch.search.routes import router as search_router
+from carsearch.search.service import SearchService
+from carsearch.search.store import IndexReader, IndexStore
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +164,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.search_service = SearchService(IndexReader(IndexStore(settings.index_dir)))
     _install_error_handlers(app)
     app.add_middleware(
         CORSMiddleware,
@@ -170,5 +176,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(operations_router)
+    # The search router's /listings comes first; /listings/{vin} is the listings router's.
+    for router in (search_router, listings_router, dealers_router):
+        app.include_router(router, prefix=API_PREFIX)
     _install_docs(app)
     return app

@@ -157,6 +157,36 @@ def _require_head(engine: Engine) -> None:
         )
 
 
+def _rebuild_index(settings: Settings, url: URL) -> None:
+    from carsearch.search.indexer import rebuild_index
+    from carsearch.search.repository import count_listings
+    from carsearch.search.store import IndexStore, WriterBusy
+
+    dsn = libpq_dsn(url)
+    with _progress() as progress:
+        task = progress.add_task("indexing listings", total=count_listings(dsn))
+        try:
+            report = rebuild_index(
+                IndexStore(settings.index_dir), dsn, lambda n: progress.advance(task, n)
+            )
+        except WriterBusy:
+            raise SetupError(
+                f"another process is writing the index in {settings.index_dir}; try again later"
+            ) from None
+    console.print(f"indexed {report.documents:,} listings in {report.seconds:.1f} s")
+
+
+@app.command()
+@clear_errors
+def reindex() -> None:
+    """Rebuild the search index from the database, then swap it in (the API keeps serving)."""
+    settings = _settings()
+    url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    _rebuild_index(settings, url)
+
+
 @db_app.command("status")
 @clear_errors
 def db_status() -> None:

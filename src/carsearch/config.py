@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # None means <var_dir>/pg
     embedded_pg_dir: Path | None = None
     embedded_db_name: str = "carsearch"
+    # None means <var_dir>/index
+    search_index_dir: Path | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_connect_timeout: int = Field(default=5, ge=1, le=120)
@@ -88,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def pg_dir(self) -> Path:
         return self.embedded_pg_dir or self.var_dir / "pg"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.search_index_dir or self.var_dir / "index"
 
     @property
     def uses_embedded_db(self) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import procrastinate
 from procrastinate import Blueprint, JobContext, PsycopgConnector
 
+from carsearch.search.tasks import search_jobs
+
 FINISHED_JOBS_KEPT_HOURS = 7 * 24
 
 queue_maintenance = Blueprint()
@@ -26,4 +28,5 @@ def create_job_app(dsn: str) -> procrastinate.App:
         connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=4),
     )
     app.add_tasks_from(queue_maintenance, namespace="maintenance")
+    app.add_tasks_from(search_jobs, namespace="search")
     return app

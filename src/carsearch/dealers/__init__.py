@@ -1,0 +1,1 @@
+"""Dealers: their profiles, their inventory counts, and finding them near a ZIP code."""

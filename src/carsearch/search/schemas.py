@@ -1,0 +1,272 @@
+"""Search parameters and results. `SearchFilters` is also what a saved search stores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from carsearch.listings.vocab import (
+    BodyStyle,
+    Color,
+    Condition,
+    Drivetrain,
+    FuelType,
+    ListingStatus,
+    Transmission,
+)
+from carsearch.schemas import Meta
+
+MAX_RADIUS_MILES = 500
+DEFAULT_RADIUS_MILES = 50
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 24
+FACET_FIELDS = (
+    "make",
+    "model",
+    "body_style",
+    "drivetrain",
+    "fuel_type",
+    "transmission",
+    "exterior_color",
+    "interior_color",
+    "condition",
+)
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SortOrder(StrEnum):
+    relevance = "relevance"
+    price_asc = "price_asc"
+    price_desc = "price_desc"
+    mileage_asc = "mileage_asc"
+    year_desc = "year_desc"
+    newest = "newest"
+    distance = "distance"
+
+
+class SearchFilters(BaseModel):
+    """Which listings: every field optional, repeatable ones OR within, AND across."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(
+        None,
+        max_length=200,
+        description="Free text; misspelled makes and models are tolerated.",
+        examples=["toyota camry hybrid"],
+    )
+    make: list[Name] = Field([], description="Make (repeatable).", examples=[["Toyota", "Honda"]])
+    model: list[Name] = Field([], description="Model (repeatable).", examples=[["Camry"]])
+    trim: list[Name] = Field([], description="Trim (repeatable).", examples=[["XLE"]])
+    body_style: list[BodyStyle] = Field(
+        [], description="Body style (repeatable).", examples=[["suv"]]
+    )
+    drivetrain: list[Drivetrain] = Field(
+        [], description="Drivetrain (repeatable).", examples=[["awd"]]
+    )
+    fuel_type: list[FuelType] = Field([], description="Fuel (repeatable).", examples=[["hybrid"]])
+    transmission: list[Transmission] = Field(
+        [], description="Transmission (repeatable).", examples=[["automatic"]]
+    )
+    exterior_color: list[Color] = Field(
+        [], description="Exterior color family (repeatable).", examples=[["blue"]]
+    )
+    interior_color: list[Color] = Field(
+        [], description="Interior color family (repeatable).", examples=[["black"]]
+    )
+    condition: list[Condition] = Field(
+        [], description="new, used or cpo (repeatable).", examples=[["used", "cpo"]]
+    )
+    year_min: int | None = Field(
+        None, ge=1981, le=2100, description="Oldest model year.", examples=[2018]
+    )
+    year_max: int | None = Field(
+        None, ge=1981, le=2100, description="Newest model year.", examples=[2024]
+    )
+    price_min: int | None = Field(
+        None, ge=0, le=10_000_000, description="Lowest price, USD.", examples=[10000]
+    )
+    price_max: int | None = Field(
+        None, ge=0, le=10_000_000, description="Highest price, USD.", examples=[25000]
+    )
+    mileage_max: int | None = Field(
+        None, ge=0, le=2_000_000, description="Most miles.", examples=[60000]
+    )
+    dealer_id: int | None = Field(
+        None, ge=1, le=2**62, description="Only this dealer's listings.", examples=[12]
+    )
+    zip: str | None = Field(
+        None,
+        pattern=r"^\d{5}$",
+        description="US ZIP code: search around its centroid.",
+        examples=["10001"],
+    )
+    radius: int = Field(
+        DEFAULT_RADIUS_MILES,
+        ge=1,
+        le=MAX_RADIUS_MILES,
+        description="Miles from the ZIP (needs zip).",
+        examples=[50],
+    )
+    status: list[ListingStatus] = Field(
+        [ListingStatus.active],
+        description="Listing status (repeatable; default active).",
+        examples=[["active"]],
+    )
+
+    @field_validator("q")
+    @classmethod
+    def _strip_query(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        return value or None
+
+    @field_validator("status")
+    @classmethod
+    def _default_status(cls, value: list[ListingStatus]) -> list[ListingStatus]:
+        return value or [ListingStatus.active]
+
+    @model_validator(mode="after")
+    def _ordered_ranges(self) -> SearchFilters:
+        for low, high in (("year_min", "year_max"), ("price_min", "price_max")):
+            low_value, high_value = getattr(self, low), getattr(self, high)
+            if low_value is not None and high_value is not None and low_value > high_value:
+                raise ValueError(f"{low} ({low_value}) is greater than {high} ({high_value})")
+        return self
+
+
+class SearchParams(SearchFilters):
+    sort: SortOrder = Field(
+        SortOrder.relevance,
+        description="Order of results; distance needs a zip.",
+        examples=["price_asc"],
+    )
+    page: int = Field(1, ge=1, le=1_000_000, description="1-based page.", examples=[1])
+    page_size: int = Field(
+        DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Results per page.", examples=[24]
+    )
+    facets: str | None = Field(
+        None,
+        max_length=300,
+        description="Comma list of facets to count in the same response: "
+        + ", ".join(FACET_FIELDS),
+        examples=["make,body_style"],
+    )
+
+    @field_validator("facets")
+    @classmethod
+    def _known_facets(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in FACET_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown facet {unknown[0]!r}; known: {', '.join(FACET_FIELDS)}")
+        return ",".join(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _distance_needs_zip(self) -> SearchParams:
+        if self.sort is SortOrder.distance and self.zip is None:
+            raise ValueError("sort=distance needs a zip")
+        return self
+
+    @property
+    def facet_names(self) -> list[str]:
+        return self.facets.split(",") if self.facets else []
+
+    def filters(self) -> SearchFilters:
+        return SearchFilters.model_validate(
+            self.model_dump(exclude={"sort", "page", "page_size", "facets"})
+        )
+
+
+class PriceChange(BaseModel):
+    amount: int = Field(description="Last price change in USD (negative: a drop).", examples=[-500])
+    changed_at: datetime = Field(description="When it changed.")
+
+
+class ListingSummary(BaseModel):
+    vin: str = Field(examples=["1HGCM82633A004352"])
+    year: int = Field(examples=[2021])
+    make: str = Field(examples=["Toyota"])
+    model: str = Field(examples=["Camry"])
+    trim: str | None = Field(examples=["XLE"])
+    price: int | None = Field(
+        description="USD; null when the dealer asks to call.", examples=[23999]
+    )
+    mileage: int | None = Field(examples=[31250])
+    condition: Condition = Field(examples=["used"])
+    status: ListingStatus = Field(examples=["active"])
+    image: str | None = Field(description="Main photo URL.", examples=[None])
+    dealer_name: str | None = Field(examples=["Austin Toyota"])
+    dealer_city: str | None = Field(examples=["Austin"])
+    dealer_state: str | None = Field(examples=["TX"])
+    days_on_market: int = Field(description="Days since first seen (until sold).", examples=[12])
+    last_price_change: PriceChange | None = Field(description="Most recent price change, if any.")
+    distance_miles: float | None = Field(
+        None, description="Great-circle miles from the searched ZIP; only with zip.", examples=[8.4]
+    )
+
+
+class FacetBucket(BaseModel):
+    value: str = Field(examples=["Toyota"])
+    count: int = Field(examples=[812])
+
+
+class NumericStats(BaseModel):
+    min: float | None = Field(examples=[4500])
+    max: float | None = Field(examples=[189000])
+    avg: float | None = Field(examples=[31250.5])
+
+
+class HistogramBucket(BaseModel):
+    low: int = Field(description="Bucket's lower bound (inclusive), USD.", examples=[20000])
+    high: int = Field(description="Upper bound (exclusive), USD.", examples=[25000])
+    count: int = Field(examples=[140])
+
+
+class FacetResult(BaseModel):
+    facets: dict[str, list[FacetBucket]] = Field(
+        description="Disjunctive counts: each facet ignores its own filter."
+    )
+    stats: dict[str, NumericStats] = Field(description="price, mileage and year over the results.")
+    price_histogram: list[HistogramBucket]
+    total: int = Field(description="Listings matching every filter.", examples=[1234])
+
+
+class ModelCount(BaseModel):
+    name: str = Field(examples=["Camry"])
+    count: int = Field(examples=[210])
+
+
+class MakeFilter(BaseModel):
+    name: str = Field(examples=["Toyota"])
+    count: int = Field(examples=[1840])
+    models: list[ModelCount]
+
+
+class Range(BaseModel):
+    min: int | None = Field(examples=[0])
+    max: int | None = Field(examples=[250000])
+
+
+class FilterOptions(BaseModel):
+    makes: list[MakeFilter] = Field(description="Makes with their models, active listings counted.")
+    values: dict[str, list[FacetBucket]] = Field(
+        description="Every value of each enumerated field, with active listing counts."
+    )
+    ranges: dict[str, Range] = Field(description="price, mileage and year bounds.")
+    sorts: list[SortOrder] = Field(description="Accepted sort orders.")
+
+
+class SearchMeta(Meta):
+    facets: FacetResult | None = Field(
+        None, description="Facet counts, when asked for with `facets`."
+    )
+
+
+class SearchResponse(BaseModel):
+    data: list[ListingSummary]
+    meta: SearchMeta
