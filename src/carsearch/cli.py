@@ -295,6 +295,10 @@ def run(
             seed=42,
             reset=False,
         )
+    from carsearch.search.store import IndexStore
+
+    if not IndexStore(settings.index_dir).exists():
+        _rebuild_index(settings, url)
     configure_logging(settings.log_level)
     server = uvicorn.Server(
         uvicorn.Config(
