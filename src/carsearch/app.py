@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from carsearch import __version__
 from carsearch.config import Settings, get_settings
 from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
+from carsearch.dealers.geo import zip_centroid
 from carsearch.dealers.routes import router as dealers_router
 from carsearch.errors import CarSearchError, RateLimited
 from carsearch.listings.routes import router as listings_router
@@ -145,6 +147,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
             owned_engine = create_async_db_engine(resolve_database_url(settings), settings)
         app.state.engine = engine or owned_engine
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        # The ZIP table takes about a second to build: pay that at start, off the loop,
+        # not on the first radius search.
+        await asyncio.to_thread(zip_centroid, "10001")
         try:
             yield
         finally:

@@ -1,4 +1,4 @@
-"""cars.com parsers against real recorded pages (see shared/fixtures/README.md).
+"""cars.com parsers against real recorded pages (see tests/fixtures/README.md).
 
 Expected values were read off the fixture HTML by hand. Variants (a blob stripped, a key
 renamed, an entity injected) are derived from the real pages inside the tests.
@@ -27,7 +27,7 @@ from carsearch.ingest.carscom import (
 )
 from carsearch.ingest.records import ScrapedListing, SearchResultsPage
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "carscom"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "carscom"
 
 SRP_2025 = "srp_2025-09_used_19102.html"
 SRP_2026 = "srp_2026-05.html"

@@ -12,7 +12,7 @@ import pytest
 from carsearch.ingest.vin_decode import DecodedVin, VinDecoder, decode_offline
 from carsearch.ingest.vpic import VpicClient, decoded_from_vpic
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vpic"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vpic"
 
 HONDA_ACCORD_2003 = "1HGCM82633A004352"
 TESLA_MODEL_3_2019 = "5YJ3E1EA2KF317000"

@@ -19,7 +19,7 @@ from carsearch.ingest.vin_decode import VinDecoder
 from carsearch.ingest.vpic import VpicClient, VpicUnavailable, decoded_from_vpic
 from carsearch.listings.vin import with_check_digit
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vpic"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vpic"
 F150_FILE = "decode-vin-values_1FTMW1T88MFA00001.wrapped.json"
 TIGUAN_2026_FILE = "decode-vin-values_3VV3B7AXXNM077525_2026.json"
 BATCH_ERRORS_FILE = "decode-vin-values-batch_errors.wrapped.json"

@@ -11,6 +11,8 @@ class Dealer(Timestamps, Base):
     __table_args__ = (
         Index("ix_dealers_source_source_dealer_id", "source", "source_dealer_id", unique=True),
         Index("ix_dealers_zip", "zip"),
+        # The search sync re-indexes the listings of dealers changed since its position.
+        Index("ix_dealers_updated_at", "updated_at"),
         CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
         CheckConstraint("rating BETWEEN 0 AND 5", name="rating_range"),
