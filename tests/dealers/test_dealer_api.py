@@ -2,25 +2,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from carsearch.app import API_PREFIX, create_app
-from carsearch.config import Settings
 from carsearch.dealers.geo import MILES_TO_METERS, ZipCentroid, zip_centroid
 from carsearch.dealers.repository import (
     DEALERS_WITHIN_SQL,
     dealers_within,
     dealers_within_parameters,
 )
-from carsearch.dealers.routes import router as dealers_router
-from carsearch.deps import get_db_session
 from carsearch.listings.vocab import Condition, ListingStatus
 from carsearch.models import Dealer, Listing
 
@@ -39,25 +33,9 @@ _numbers = itertools.count(1)
 
 
 @pytest.fixture
-async def api(async_engine: AsyncEngine, db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
-    """The `client` fixture's app, with the dealer routes included until app.py has them."""
-    app = create_app(
-        Settings(env="test", cors_origins=["http://localhost:3000"]), engine=async_engine
-    )
-    paths = {route.path for route in app.routes if isinstance(route, APIRoute)}
-    if f"{API_PREFIX}/dealers/{{dealer_id}}" not in paths:
-        app.include_router(dealers_router, prefix=API_PREFIX)
-
-    async def session_override() -> AsyncIterator[AsyncSession]:
-        yield db_session
-        await db_session.commit()
-
-    app.dependency_overrides[get_db_session] = session_override
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
-    ):
-        yield http
+def api(client: AsyncClient) -> AsyncClient:
+    """The app client of tests/conftest.py."""
+    return client
 
 
 async def create_dealer(

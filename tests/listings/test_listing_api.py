@@ -2,20 +2,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from carsearch.app import API_PREFIX, create_app
-from carsearch.config import Settings
-from carsearch.deps import get_db_session
-from carsearch.listings.routes import router as listings_router
 from carsearch.listings.vocab import Condition, ListingStatus
 from carsearch.models import Dealer, Listing, ListingPriceHistory, ListingSource
 
@@ -23,25 +17,9 @@ _vin_numbers = itertools.count(1)
 
 
 @pytest.fixture
-async def api(async_engine: AsyncEngine, db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
-    """The `client` fixture's app, with the listing routes included until app.py has them."""
-    app = create_app(
-        Settings(env="test", cors_origins=["http://localhost:3000"]), engine=async_engine
-    )
-    paths = {route.path for route in app.routes if isinstance(route, APIRoute)}
-    if f"{API_PREFIX}/listings/{{vin}}" not in paths:
-        app.include_router(listings_router, prefix=API_PREFIX)
-
-    async def session_override() -> AsyncIterator[AsyncSession]:
-        yield db_session
-        await db_session.commit()
-
-    app.dependency_overrides[get_db_session] = session_override
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
-    ):
-        yield http
+def api(client: AsyncClient) -> AsyncClient:
+    """The app client of tests/conftest.py."""
+    return client
 
 
 def unused_vin() -> str:

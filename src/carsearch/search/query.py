@@ -10,26 +10,13 @@ from typing import Any
 
 import tantivy
 
+from carsearch.search.documents import KEYWORD_FIELDS as KEYWORD_FILTERS
 from carsearch.search.schemas import ListingSummary, PriceChange, SearchFilters
 
 # earthdistance's earth() radius, so distances agree with the SQL that finds dealers.
 EARTH_RADIUS_MILES = 6_378_168 / 1_609.344
 MAX_QUERY_TERMS = 12
 _TOKEN = re.compile(r"[a-z0-9]+")
-
-KEYWORD_FILTERS = (
-    "make",
-    "model",
-    "trim",
-    "body_style",
-    "drivetrain",
-    "fuel_type",
-    "transmission",
-    "exterior_color",
-    "interior_color",
-    "condition",
-    "status",
-)
 
 
 def _values(values: Iterable[Any]) -> list[str]:
