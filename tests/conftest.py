@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from psycopg import sql
 from sqlalchemy import Engine
@@ -38,7 +41,13 @@ TEST_SEED_LISTINGS = 3_000
 
 
 def make_test_settings(index_dir: Path | None = None) -> Settings:
-    return Settings(env="test", cors_origins=["http://localhost:3000"], search_index_dir=index_dir)
+    # The in-process cache: each test's app starts with an empty one.
+    return Settings(
+        env="test",
+        cors_origins=["http://localhost:3000"],
+        search_index_dir=index_dir,
+        redis_url=None,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -137,18 +146,44 @@ async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSessi
 
 
 @pytest.fixture
-async def client(
+async def app(
     async_engine: AsyncEngine, db_session: AsyncSession, search_index: Path
-) -> AsyncIterator[AsyncClient]:
-    app = create_app(make_test_settings(search_index), engine=async_engine)
+) -> AsyncIterator[FastAPI]:
+    """The app on the seeded index, its lifespan running; requests share the test's session."""
+    application = create_app(make_test_settings(search_index), engine=async_engine)
 
     async def session_override() -> AsyncIterator[AsyncSession]:
         yield db_session
         await db_session.commit()
 
-    app.dependency_overrides[get_db_session] = session_override
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
-    ):
+    application.dependency_overrides[get_db_session] = session_override
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+AppStarter = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, AsyncClient]]]
+
+
+@pytest.fixture
+def start_app(async_engine: AsyncEngine) -> AppStarter:
+    """Starts an app of its own on `index_dir` with settings overridden; no shared session."""
+
+    @asynccontextmanager
+    async def start(
+        index_dir: Path, **overrides: Any
+    ) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+        settings = make_test_settings(index_dir).model_copy(update=overrides)
+        application = create_app(settings, engine=async_engine)
+        async with (
+            application.router.lifespan_context(application),
+            AsyncClient(transport=ASGITransport(app=application), base_url="http://t") as http,
+        ):
+            yield application, http
+
+    return start
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http:
         yield http

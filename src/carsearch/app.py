@@ -28,6 +28,8 @@ from carsearch.errors import CarSearchError, RateLimited
 from carsearch.listings.routes import router as listings_router
 from carsearch.observability.middleware import RequestContextMiddleware
 from carsearch.observability.routes import router as operations_router
+from carsearch.search.analytics import SearchLog
+from carsearch.search.cache import create_cache
 from carsearch.search.routes import router as search_router
 from carsearch.search.service import SearchService
 from carsearch.search.store import IndexReader, IndexStore
@@ -67,7 +69,8 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [
         {
             "loc": [str(part) for part in error.get("loc", ())],
-            "message": error.get("msg", "invalid value"),
+            # pydantic prefixes what a validator raised; the message alone reads better.
+            "message": str(error.get("msg", "invalid value")).removeprefix("Value error, "),
             "type": error.get("type", "value_error"),
         }
         for error in exc.errors()
@@ -84,11 +87,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
         first = details[0] if details else None
-        message = (
-            f"invalid {first['loc'][-1]}: {first['message']}"
-            if first and first["loc"]
-            else "invalid request"
-        )
+        if first is None:
+            message = "invalid request"
+        elif len(first["loc"]) > 1:
+            message = f"invalid {first['loc'][-1]}: {first['message']}"
+        else:  # a rule across several fields, such as an ordered range
+            message = f"invalid parameters: {first['message']}"
         return error_response(422, "validation_error", message, details)
 
     @app.exception_handler(StarletteHTTPException)
@@ -150,9 +154,22 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         # The ZIP table takes about a second to build: pay that at start, off the loop,
         # not on the first radius search.
         await asyncio.to_thread(zip_centroid, "10001")
+        if settings.search_cache_ttl_seconds > 0:
+            app.state.search_cache = create_cache(
+                settings.redis_url,
+                max_entries=settings.search_cache_max_entries,
+                ttl_seconds=settings.search_cache_ttl_seconds,
+            )
+        if settings.search_analytics:
+            app.state.search_log = SearchLog(app.state.engine)
+            app.state.search_log.start()
         try:
             yield
         finally:
+            if app.state.search_log is not None:
+                await app.state.search_log.stop()
+            if app.state.search_cache is not None:
+                await app.state.search_cache.close()
             if owned_engine is not None:
                 await owned_engine.dispose()
 
@@ -170,6 +187,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     )
     app.state.settings = settings
     app.state.search_service = SearchService(IndexReader(IndexStore(settings.index_dir)))
+    app.state.search_cache = None  # set by the lifespan, as is the search log
+    app.state.search_log = None
     _install_error_handlers(app)
     app.add_middleware(
         CORSMiddleware,

@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: status and connection URL.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+stats_app = typer.Typer(help="Reports on how CarSearch is used.", no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -204,6 +206,63 @@ def db_status() -> None:
                 count = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
                 console.print(f"{table:<22}{count:>12,}")
     engine.dispose()
+
+
+def _describe_search(query_text: str | None, filters: dict[str, Any]) -> str:
+    parts = [f'"{query_text}"'] if query_text else []
+    for name, value in sorted(filters.items()):
+        shown = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        parts.append(f"{name}={shown}")
+    return " ".join(parts) or "(everything)"
+
+
+@stats_app.command("searches")
+@clear_errors
+def stats_searches(
+    days: Annotated[
+        float, typer.Option("--days", min=0.01, max=3650, help="How far back to look.")
+    ] = 7,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows per table.")] = 20,
+) -> None:
+    """The most popular searches and the ones that found nothing, over the last --days."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+    from rich.table import Table
+
+    from carsearch.search.repository import popular_searches, search_totals
+
+    settings = _settings()
+    url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    since = datetime.now(UTC) - timedelta(days=days)
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        searches, empty = search_totals(conn, since)
+        popular = popular_searches(conn, since, limit)
+        empty_ones = popular_searches(conn, since, limit, zero_results=True)
+    tables = [("Most popular searches", popular), ("Searches that found nothing", empty_ones)]
+    out = Console(soft_wrap=True, highlight=False)
+    share = f" ({empty / searches:.1%})" if searches else ""
+    out.print(
+        f"{searches:,} searches since {since:%Y-%m-%d %H:%M} UTC, {empty:,} found nothing{share}"
+    )
+    for title, rows in tables:
+        table = Table(title=title, title_justify="left")
+        table.add_column("searches", justify="right")
+        table.add_column("query")
+        table.add_column("avg results", justify="right")
+        table.add_column("median ms", justify="right")
+        for row in rows:
+            table.add_row(
+                f"{row.searches:,}",
+                _describe_search(row.query_text, row.filters),
+                f"{row.avg_results:,}",
+                f"{row.median_ms:.1f}",
+            )
+        if not rows:
+            table.add_row("0", "(none)", "", "")
+        out.print(table)
 
 
 @db_app.command("url")

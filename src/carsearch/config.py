@@ -59,6 +59,12 @@ class Settings(BaseSettings):
 
     seed_listings: int = Field(default=10_000, ge=0)
 
+    # Cached search responses: 0 seconds turns the cache off.
+    search_cache_ttl_seconds: float = Field(default=60, ge=0, le=86_400)
+    search_cache_max_entries: int = Field(default=4_096, ge=1, le=1_000_000)
+    # Record every search in search_queries (`carsearch stats searches` reads it).
+    search_analytics: bool = True
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -11,14 +11,15 @@ from carsearch.schemas import Envelope, error_responses
 
 router = APIRouter(tags=["listings"])
 
-# Checked by the service, not by a pattern here, so that lower case and stray spaces are
-# accepted and a bad VIN gets a message that says what is wrong with it.
+# Checked by the service, not by FastAPI, so that a bad VIN gets a message that says what
+# is wrong with it; the pattern documents the same rule (any case, surrounding spaces).
 VinPath = Annotated[
     str,
     Path(
         description="the vehicle identification number: 17 characters, no I, O or Q; "
         "case and surrounding spaces don't matter",
         examples=["1HGCM82633A004352"],
+        json_schema_extra={"pattern": r"^\s*[A-HJ-NPR-Za-hj-npr-z0-9]{17}\s*$"},
     ),
 ]
 

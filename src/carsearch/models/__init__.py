@@ -1,5 +1,6 @@
 """All tables, imported here so that Alembic and the app see the whole metadata."""
 
+from carsearch.models.analytics import SearchQuery
 from carsearch.models.dealers import Dealer
 from carsearch.models.listings import Listing, ListingPriceHistory, ListingSource
 from carsearch.models.reference import Make, Model
@@ -13,6 +14,7 @@ __all__ = [
     "Make",
     "Model",
     "SavedSearch",
+    "SearchQuery",
     "User",
     "UserFavorite",
 ]

@@ -1,13 +1,18 @@
-"""All SQL the search index needs: listing rows to index, and how far behind it is."""
+"""All SQL of search: listing rows to index, how far behind the index is, search analytics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from carsearch.models.analytics import SearchQuery
 from carsearch.search.documents import ListingRow
 
 _SELECT_ROWS = """
@@ -74,14 +79,79 @@ def latest_change(conn: psycopg.Connection) -> datetime | None:
     return row[0] if row else None
 
 
+# The oldest change the index has not seen yet; NULL when it is up to date. A null
+# position (never synced) makes every row a waiting change.
+OLDEST_CHANGE_SQL = """
+SELECT LEAST(
+    (SELECT min(updated_at) FROM listings
+     WHERE CAST(%(p)s AS timestamptz) IS NULL OR updated_at > CAST(%(p)s AS timestamptz)),
+    (SELECT min(updated_at) FROM dealers
+     WHERE CAST(%(p)s AS timestamptz) IS NOT NULL AND updated_at > CAST(%(p)s AS timestamptz)))
+"""
+
+
 def oldest_change_after(conn: psycopg.Connection, position: datetime | None) -> datetime | None:
     """The oldest change the index has not seen yet (None: it is up to date)."""
-    if position is None:
-        row = conn.execute("SELECT min(updated_at) FROM listings").fetchone()
-    else:
-        row = conn.execute(
-            "SELECT LEAST((SELECT min(updated_at) FROM listings WHERE updated_at > %(p)s),"
-            " (SELECT min(updated_at) FROM dealers WHERE updated_at > %(p)s))",
-            {"p": position},
-        ).fetchone()
+    row = conn.execute(OLDEST_CHANGE_SQL, {"p": position}).fetchone()
     return row[0] if row else None
+
+
+async def oldest_change_after_async(
+    session: AsyncSession, position: datetime | None
+) -> datetime | None:
+    statement = text(OLDEST_CHANGE_SQL.replace("%(p)s", ":p"))
+    value: datetime | None = (await session.execute(statement, {"p": position})).scalar()
+    return value
+
+
+async def insert_search_queries(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(SearchQuery), rows)
+
+
+_POPULAR_SQL = """
+SELECT query_text, filters, count(*) AS searches, round(avg(result_count)) AS avg_results,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS median_ms
+FROM search_queries
+WHERE searched_at >= %(since)s AND page = 1 AND endpoint = 'listings' {zero}
+GROUP BY query_text, filters
+ORDER BY searches DESC, query_text NULLS FIRST
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStat:
+    query_text: str | None
+    filters: dict[str, Any]
+    searches: int
+    avg_results: int
+    median_ms: float
+
+
+def popular_searches(
+    conn: psycopg.Connection, since: datetime, limit: int, *, zero_results: bool = False
+) -> list[QueryStat]:
+    """The most frequent first-page searches since `since` (only those that found nothing)."""
+    statement = _POPULAR_SQL.format(zero="AND result_count = 0" if zero_results else "")
+    rows = conn.execute(statement, {"since": since, "limit": limit}).fetchall()
+    return [
+        QueryStat(
+            query_text=row[0],
+            filters=row[1],
+            searches=int(row[2]),
+            avg_results=int(row[3]),
+            median_ms=float(row[4]),
+        )
+        for row in rows
+    ]
+
+
+def search_totals(conn: psycopg.Connection, since: datetime) -> tuple[int, int]:
+    """(searches, of which found nothing) since `since`, first pages only."""
+    row = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE result_count = 0) FROM search_queries"
+        " WHERE searched_at >= %(since)s AND page = 1 AND endpoint = 'listings'",
+        {"since": since},
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)

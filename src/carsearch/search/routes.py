@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
 
 from carsearch.deps import DbSession
 from carsearch.schemas import Envelope, Pagination, error_responses
+from carsearch.search.analytics import SearchEvent, SearchLog
+from carsearch.search.cache import ResponseCache, cache_key
 from carsearch.search.schemas import (
     FacetResult,
     FilterOptions,
@@ -13,10 +18,13 @@ from carsearch.search.schemas import (
     SearchMeta,
     SearchParams,
     SearchResponse,
+    SearchStatus,
 )
-from carsearch.search.service import SearchService, resolve_area, total_pages
+from carsearch.search.service import SearchService, resolve_area, search_status, total_pages
 
 router = APIRouter(tags=["search"])
+
+JSON = "application/json"
 
 
 def get_search_service(request: Request) -> SearchService:
@@ -27,6 +35,44 @@ def get_search_service(request: Request) -> SearchService:
 Search = Annotated[SearchService, Depends(get_search_service)]
 
 
+async def _answer(
+    request: Request,
+    search: SearchService,
+    endpoint: str,
+    filters: SearchFilters | None,
+    compute: Callable[[], Awaitable[tuple[BaseModel, int]]],
+) -> Response:
+    """The cached body when there is one, else computed and cached; the search logged.
+
+    Entries are `<total>\\n<json body>` so a hit can be logged with its result count
+    without parsing the body.
+    """
+    started = time.perf_counter()
+    cache: ResponseCache | None = request.app.state.search_cache
+    version = search.index_version()
+    key = cache_key(endpoint, filters.normalized() if filters is not None else {})
+    entry = await cache.get(version, key) if cache is not None else None
+    hit = entry is not None
+    if entry is None:
+        model, total = await compute()
+        entry = b"%d\n" % total + model.model_dump_json().encode()
+        if cache is not None:
+            await cache.set(version, key, entry)
+    head, _, body = entry.partition(b"\n")
+    log: SearchLog | None = request.app.state.search_log
+    if log is not None and filters is not None:
+        log.record(
+            SearchEvent.of(
+                endpoint,
+                filters,
+                result_count=int(head),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                cached=hit,
+            )
+        )
+    return Response(body, media_type=JSON, headers={"X-Cache": "hit" if hit else "miss"})
+
+
 @router.get(
     "/listings",
     response_model=SearchResponse,
@@ -34,20 +80,27 @@ Search = Annotated[SearchService, Depends(get_search_service)]
     summary="Search listings",
 )
 async def search_listings(
-    params: Annotated[SearchParams, Query()], session: DbSession, search: Search
-) -> SearchResponse:
-    """Filter, sort and page listings; optionally count facets in the same response."""
-    area = await resolve_area(session, params)
-    page = search.search(params, area)
-    pagination = Pagination(
-        page=params.page,
-        page_size=params.page_size,
-        total=page.total,
-        total_pages=total_pages(page.total, params.page_size),
-    )
-    return SearchResponse(
-        data=page.results, meta=SearchMeta(pagination=pagination, facets=page.facets)
-    )
+    request: Request, params: Annotated[SearchParams, Query()], session: DbSession, search: Search
+) -> Response:
+    """Filter, sort and page listings; optionally count facets in the same response.
+
+    Common queries are answered from a cache keyed by the normalized query and the index
+    version (`X-Cache: hit` or `miss`); any change to the index invalidates it.
+    """
+
+    async def compute() -> tuple[BaseModel, int]:
+        area = await resolve_area(session, params)
+        page = search.search(params, area)
+        pagination = Pagination(
+            page=params.page,
+            page_size=params.page_size,
+            total=page.total,
+            total_pages=total_pages(page.total, params.page_size),
+        )
+        meta = SearchMeta(pagination=pagination, facets=page.facets)
+        return SearchResponse(data=page.results, meta=meta), page.total
+
+    return await _answer(request, search, "listings", params, compute)
 
 
 @router.get(
@@ -57,11 +110,19 @@ async def search_listings(
     summary="Facet counts",
 )
 async def facet_counts(
-    filters: Annotated[SearchFilters, Query()], session: DbSession, search: Search
-) -> Envelope[FacetResult]:
+    request: Request,
+    filters: Annotated[SearchFilters, Query()],
+    session: DbSession,
+    search: Search,
+) -> Response:
     """Disjunctive counts for every facet, stats and a price histogram for these filters."""
-    area = await resolve_area(session, filters)
-    return Envelope(data=search.facets(filters, area))
+
+    async def compute() -> tuple[BaseModel, int]:
+        area = await resolve_area(session, filters)
+        result = search.facets(filters, area)
+        return Envelope(data=result), result.total
+
+    return await _answer(request, search, "facets", filters, compute)
 
 
 @router.get(
@@ -70,6 +131,28 @@ async def facet_counts(
     responses=error_responses(503),
     summary="Filter options",
 )
-async def filter_options(search: Search) -> Envelope[FilterOptions]:
+async def filter_options(request: Request, search: Search) -> Response:
     """Everything a UI needs to draw its filters: makes and models, values, ranges."""
-    return Envelope(data=search.filter_options())
+
+    async def compute() -> tuple[BaseModel, int]:
+        options = search.filter_options()
+        return Envelope(data=options), sum(make.count for make in options.makes)
+
+    return await _answer(request, search, "filters", None, compute)
+
+
+@router.get(
+    "/search/status",
+    response_model=Envelope[SearchStatus],
+    responses=error_responses(503),
+    summary="Search index status",
+)
+async def index_status(
+    request: Request, session: DbSession, search: Search
+) -> Envelope[SearchStatus]:
+    """How current the index is (sync lag), and how the response cache is doing."""
+    return Envelope(
+        data=await search_status(
+            session, search, request.app.state.search_cache, request.app.state.search_log
+        )
+    )

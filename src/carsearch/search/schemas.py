@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,6 +34,8 @@ FACET_FIELDS = (
     "interior_color",
     "condition",
 )
+_FACET_NAME = "(?:" + "|".join(FACET_FIELDS) + ")"
+FACETS_PATTERN = rf"^\s*(?:{_FACET_NAME}\s*(?:,\s*{_FACET_NAME}\s*)*)?$"
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -128,6 +130,17 @@ class SearchFilters(BaseModel):
     def _default_status(cls, value: list[ListingStatus]) -> list[ListingStatus]:
         return value or [ListingStatus.active]
 
+    def normalized(self) -> dict[str, Any]:
+        """What was asked, canonically: only fields that differ from their defaults, lists
+        sorted without repeats, words lower-cased. Equal searches give equal dicts."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        for name, value in data.items():
+            if isinstance(value, list):
+                data[name] = sorted(set(value))
+        if self.q is not None:
+            data["q"] = " ".join(self.q.lower().split())
+        return data
+
     @model_validator(mode="after")
     def _ordered_ranges(self) -> SearchFilters:
         for low, high in (("year_min", "year_max"), ("price_min", "price_max")):
@@ -153,14 +166,18 @@ class SearchParams(SearchFilters):
         description="Comma list of facets to count in the same response: "
         + ", ".join(FACET_FIELDS),
         examples=["make,body_style"],
+        json_schema_extra={"pattern": FACETS_PATTERN},
     )
 
     @field_validator("facets")
     @classmethod
     def _known_facets(cls, value: str | None) -> str | None:
-        if value is None:
+        # The same rule as FACETS_PATTERN, with a message that names the problem.
+        if value is None or not value.strip():
             return None
-        names = [name.strip() for name in value.split(",") if name.strip()]
+        names = [name.strip() for name in value.split(",")]
+        if "" in names:
+            raise ValueError("empty facet name in the comma list")
         unknown = [name for name in names if name not in FACET_FIELDS]
         if unknown:
             raise ValueError(f"unknown facet {unknown[0]!r}; known: {', '.join(FACET_FIELDS)}")
@@ -171,6 +188,12 @@ class SearchParams(SearchFilters):
         if self.sort is SortOrder.distance and self.zip is None:
             raise ValueError("sort=distance needs a zip")
         return self
+
+    def normalized(self) -> dict[str, Any]:
+        data = super().normalized()
+        if self.facets:
+            data["facets"] = sorted(self.facet_names)
+        return data
 
     @property
     def facet_names(self) -> list[str]:
@@ -270,3 +293,33 @@ class SearchMeta(Meta):
 class SearchResponse(BaseModel):
     data: list[ListingSummary]
     meta: SearchMeta
+
+
+class IndexStatus(BaseModel):
+    version: str = Field(description="Changes whenever the index does; caches key on it.")
+    documents: int = Field(description="Listings in the index, every status.", examples=[10000])
+    position: datetime | None = Field(description="Newest database change the index holds.")
+    synced_at: datetime | None = Field(description="When the last sync or rebuild finished.")
+    lag_seconds: float = Field(
+        description="Age of the oldest change not yet searchable; 0 when current.", examples=[0]
+    )
+
+
+class CacheStatus(BaseModel):
+    backend: str = Field(description="redis, memory or off.", examples=["memory"])
+    hits: int = Field(description="Answers served from the cache by this process.")
+    misses: int = Field(description="Answers computed by this process.")
+    errors: int = Field(description="Cache reads or writes that failed (searches still ran).")
+
+
+class AnalyticsStatus(BaseModel):
+    enabled: bool
+    written: int = Field(description="Search events written by this process.")
+    dropped: int = Field(description="Events dropped: buffer full or database unavailable.")
+    pending: int = Field(description="Events waiting to be written.")
+
+
+class SearchStatus(BaseModel):
+    index: IndexStatus
+    cache: CacheStatus
+    analytics: AnalyticsStatus

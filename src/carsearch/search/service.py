@@ -15,13 +15,19 @@ from carsearch.dealers.geo import zip_centroid
 from carsearch.dealers.repository import dealers_within
 from carsearch.errors import BadRequest, ServiceUnavailable
 from carsearch.listings.vocab import ListingStatus
+from carsearch.search.analytics import SearchLog
+from carsearch.search.cache import ResponseCache
 from carsearch.search.query import build_query, summary_from_document
+from carsearch.search.repository import oldest_change_after_async
 from carsearch.search.schemas import (
     FACET_FIELDS,
+    AnalyticsStatus,
+    CacheStatus,
     FacetBucket,
     FacetResult,
     FilterOptions,
     HistogramBucket,
+    IndexStatus,
     ListingSummary,
     MakeFilter,
     ModelCount,
@@ -29,6 +35,7 @@ from carsearch.search.schemas import (
     Range,
     SearchFilters,
     SearchParams,
+    SearchStatus,
     SortOrder,
 )
 from carsearch.search.store import IndexMissing, IndexReader
@@ -87,7 +94,7 @@ class SearchService:
     def __init__(self, reader: IndexReader) -> None:
         self.reader = reader
 
-    def _open(self) -> tuple[tantivy.Index, tantivy.Searcher, str]:
+    def open(self) -> tuple[tantivy.Index, tantivy.Searcher, str]:
         try:
             return self.reader.searcher()
         except IndexMissing:
@@ -96,12 +103,12 @@ class SearchService:
             ) from None
 
     def index_version(self) -> str:
-        return self._open()[2]
+        return self.open()[2]
 
     # -- search ----------------------------------------------------------------------
 
     def search(self, params: SearchParams, area: Area | None) -> SearchPage:
-        index, searcher, version = self._open()
+        index, searcher, version = self.open()
         schema = index.schema
         filters = params.filters()
         dealer_ids = area.dealer_ids if area is not None else None
@@ -243,14 +250,14 @@ class SearchService:
         )
 
     def facets(self, filters: SearchFilters, area: Area | None) -> FacetResult:
-        index, searcher, _version = self._open()
+        index, searcher, _version = self.open()
         dealer_ids = area.dealer_ids if area is not None else None
         query = build_query(index.schema, filters, dealer_ids=dealer_ids)
         total = _count(searcher, query)
         return self._facets(searcher, index.schema, filters, dealer_ids, FACET_FIELDS, total)
 
     def filter_options(self) -> FilterOptions:
-        index, searcher, _version = self._open()
+        index, searcher, _version = self.open()
         active = SearchFilters(status=[ListingStatus.active])
         query = build_query(index.schema, active)
         aggregations: dict[str, Any] = {
@@ -317,6 +324,40 @@ def _stats(raw: dict[str, Any]) -> NumericStats:
 
     return NumericStats(
         min=clean(raw.get("min")), max=clean(raw.get("max")), avg=clean(raw.get("avg"))
+    )
+
+
+async def search_status(
+    session: AsyncSession,
+    service: SearchService,
+    cache: ResponseCache | None,
+    log: SearchLog | None,
+) -> SearchStatus:
+    _index, searcher, version = service.open()
+    state = service.reader.store.read_sync_state()
+    oldest = await oldest_change_after_async(session, state.position)
+    lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest else 0.0
+    cache_stats = cache.stats.as_dict() if cache is not None else {}
+    return SearchStatus(
+        index=IndexStatus(
+            version=version,
+            documents=searcher.num_docs,
+            position=state.position,
+            synced_at=state.synced_at,
+            lag_seconds=round(lag, 3),
+        ),
+        cache=CacheStatus(
+            backend=cache.backend if cache is not None else "off",
+            hits=cache_stats.get("hits", 0),
+            misses=cache_stats.get("misses", 0),
+            errors=cache_stats.get("errors", 0),
+        ),
+        analytics=AnalyticsStatus(
+            enabled=log is not None,
+            written=log.written if log is not None else 0,
+            dropped=log.dropped if log is not None else 0,
+            pending=log.pending if log is not None else 0,
+        ),
     )
 
 
