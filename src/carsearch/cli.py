@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -263,6 +265,43 @@ def stats_searches(
         if not rows:
             table.add_row("0", "(none)", "", "")
         out.print(table)
+
+
+@app.command()
+@clear_errors
+def openapi(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The Markdown reference instead of JSON.")
+    ] = False,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            help="Replace the generated section of this Markdown file (with --markdown).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the OpenAPI spec of the API (no database needed)."""
+    from carsearch.apidoc import markdown_reference, replace_reference
+    from carsearch.app import create_app
+
+    spec = create_app(_settings()).openapi()
+    if not markdown:
+        if write is not None:
+            raise SetupError("--write needs --markdown")
+        print(json.dumps(spec, indent=2))
+        return
+    reference = markdown_reference(spec)
+    if write is None:
+        print(reference, end="")
+        return
+    try:
+        document = write.read_text()
+        write.write_text(replace_reference(document, reference))
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"cannot update {write}: {exc}") from None
+    console.print(f"updated the reference in {write}")
 
 
 @db_app.command("url")

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     search_cache_max_entries: int = Field(default=4_096, ge=1, le=1_000_000)
     # Record every search in search_queries (`carsearch stats searches` reads it).
     search_analytics: bool = True
+    search_analytics_retention_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -17,23 +17,33 @@ class Pagination(BaseModel):
 
 
 class Meta(BaseModel):
-    pagination: Pagination | None = None
+    # Only lists carry pagination; elsewhere it is left out rather than null.
+    pagination: Pagination | None = Field(
+        None, description="Present on lists only.", exclude_if=lambda value: value is None
+    )
     model_config = {"extra": "allow"}
 
 
 class Envelope(BaseModel, Generic[T]):
-    data: T
-    meta: Meta = Field(default_factory=Meta)
+    data: T = Field(description="The result.")
+    meta: Meta = Field(default_factory=Meta, description="About the result.")
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(examples=["not_found"])
-    message: str = Field(examples=["no listing with VIN 1HGCM82633A004352"])
-    details: list[Any] = Field(default_factory=list)
+    code: str = Field(description="Stable, machine-readable kind of error.", examples=["not_found"])
+    message: str = Field(
+        description="What went wrong, for people.",
+        examples=["no listing with VIN 1HGCM82633A004352"],
+    )
+    details: list[Any] = Field(
+        default_factory=list,
+        description="Specifics, such as the parameter at fault and why.",
+        examples=[[{"loc": ["query", "zip"], "message": "no US ZIP code 00000"}]],
+    )
 
 
 class ErrorEnvelope(BaseModel):
-    error: ErrorBody
+    error: ErrorBody = Field(description="The error.")
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -41,7 +41,21 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], expected: st
 
 
 @pytest.mark.parametrize(
-    "command", ["run", "serve", "worker", "migrate", "seed", "db", "db status", "db url"]
+    "command",
+    [
+        "run",
+        "serve",
+        "worker",
+        "migrate",
+        "seed",
+        "reindex",
+        "db",
+        "db status",
+        "db url",
+        "stats",
+        "stats searches",
+        "openapi",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     result = carsearch(*command.split(), "--help")
@@ -113,3 +127,21 @@ def test_a_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "pg").write_text("not a directory")
     result = carsearch("db", "url", env={"CARSEARCH_EMBEDDED_PG_DIR": str(tmp_path / "pg")})
     assert_one_clear_line(result, "is not a directory")
+
+
+def test_openapi_prints_the_spec_and_refuses_bad_targets(tmp_path: Path) -> None:
+    result = carsearch("openapi")
+    assert result.returncode == 0
+    assert '"/api/v1/listings"' in result.stdout
+
+    assert_one_clear_line(carsearch("openapi", "--write", "x.md"), "--write needs --markdown")
+    unmarked = tmp_path / "unmarked.md"
+    unmarked.write_text("# no markers here\n")
+    assert_one_clear_line(
+        carsearch("openapi", "--markdown", "--write", str(unmarked)), "no reference markers"
+    )
+    assert unmarked.read_text() == "# no markers here\n"  # left as it was
+    missing = tmp_path / "missing.md"
+    assert_one_clear_line(
+        carsearch("openapi", "--markdown", "--write", str(missing)), "cannot update"
+    )

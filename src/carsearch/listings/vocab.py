@@ -75,3 +75,17 @@ class AlertFrequency(StrEnum):
     daily = "daily"
     weekly = "weekly"
     off = "off"
+
+
+class RunStatus(StrEnum):
+    """How a scrape run ended."""
+
+    running = "running"
+    succeeded = "succeeded"
+    blocked = "blocked"  # the site answered with a challenge: the run stopped
+    failed = "failed"  # the run itself broke (the site unreachable, a bug)
+
+
+class SourceStatus(StrEnum):
+    ok = "ok"
+    blocked = "blocked"

@@ -2,6 +2,7 @@
 
 from carsearch.models.analytics import SearchQuery
 from carsearch.models.dealers import Dealer
+from carsearch.models.ingest import ScrapeRun, SourceState, VinDecode
 from carsearch.models.listings import Listing, ListingPriceHistory, ListingSource
 from carsearch.models.reference import Make, Model
 from carsearch.models.users import SavedSearch, User, UserFavorite
@@ -14,7 +15,10 @@ __all__ = [
     "Make",
     "Model",
     "SavedSearch",
+    "ScrapeRun",
     "SearchQuery",
+    "SourceState",
     "User",
     "UserFavorite",
+    "VinDecode",
 ]

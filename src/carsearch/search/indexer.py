@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from carsearch.search import repository
-from carsearch.search.documents import listing_document
+from carsearch.search.documents import SCHEMA_VERSION, listing_document
 from carsearch.search.store import (
     WRITER_HEAP_BYTES,
     IndexMissing,
@@ -69,7 +69,12 @@ def rebuild_index(
             writer.wait_merging_threads()
             store.write_sync_state(
                 generation,
-                SyncState(position=position, synced_at=datetime.now(UTC), documents=documents),
+                SyncState(
+                    position=position,
+                    synced_at=datetime.now(UTC),
+                    documents=documents,
+                    schema=SCHEMA_VERSION,
+                ),
             )
         except BaseException:
             shutil.rmtree(generation, ignore_errors=True)
@@ -87,6 +92,7 @@ def sync_index(store: IndexStore, dsn: str) -> SyncReport:
         generation = store.current_generation()
         if generation is None:
             raise IndexMissing
+        store.check_schema(generation)
         state = store.read_sync_state(generation)
         since = (
             state.position - SYNC_OVERLAP if state.position else datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,6 +113,7 @@ def sync_index(store: IndexStore, dsn: str) -> SyncReport:
                     position=position,
                     synced_at=datetime.now(UTC),
                     documents=state.documents,
+                    schema=state.schema,
                 ),
             )
             lag = lag_seconds(conn, position)

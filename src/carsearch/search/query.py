@@ -10,7 +10,9 @@ from typing import Any
 
 import tantivy
 
+from carsearch.listings.vocab import ListingStatus
 from carsearch.search.documents import KEYWORD_FIELDS as KEYWORD_FILTERS
+from carsearch.search.documents import RANGE_FIELDS
 from carsearch.search.schemas import ListingSummary, PriceChange, SearchFilters
 
 # earthdistance's earth() radius, so distances agree with the SQL that finds dealers.
@@ -72,27 +74,50 @@ def build_query(
             clauses.append(words)
     for field in KEYWORD_FILTERS:
         values = getattr(filters, field)
-        if values and field != without:
+        if values and field != without and field != "status":
             clauses.append(tantivy.Query.term_set_query(schema, field, _values(values)))
+    bounded = _range(schema, "year", filters.year_min, filters.year_max)
+    if bounded is not None:
+        clauses.append(bounded)
     for field, low, high in (
-        ("year", filters.year_min, filters.year_max),
         ("price", filters.price_min, filters.price_max),
         ("mileage", None, filters.mileage_max),
     ):
-        bounded = _range(schema, field, low, high)
-        if bounded is not None:
-            clauses.append(bounded)
+        if low is not None or high is not None:
+            # From 0, so that listings without a value (MISSING) never match a range.
+            clauses.append(
+                tantivy.Query.range_query(
+                    schema, RANGE_FIELDS[field], tantivy.FieldType.Integer, max(0, low or 0), high
+                )
+            )
     if filters.dealer_id is not None:
         clauses.append(tantivy.Query.term_query(schema, "dealer_id", filters.dealer_id))
     if dealer_ids is not None:
         if not dealer_ids:
             return tantivy.Query.empty_query()
         clauses.append(tantivy.Query.term_set_query(schema, "dealer_id", list(dealer_ids)))
-    if not clauses:
-        return tantivy.Query.all_query()
-    if len(clauses) == 1:
-        return clauses[0]
-    return tantivy.Query.boolean_query([(tantivy.Occur.Must, clause) for clause in clauses])
+    occurs = [(tantivy.Occur.Must, clause) for clause in clauses]
+    occurs.extend(_status_clauses(schema, filters.status))
+    if not any(occur == tantivy.Occur.Must for occur, _ in occurs):
+        occurs.append((tantivy.Occur.Must, tantivy.Query.all_query()))
+    if len(occurs) == 1:
+        return occurs[0][1]
+    return tantivy.Query.boolean_query(occurs)
+
+
+def _status_clauses(
+    schema: tantivy.Schema, wanted: Sequence[ListingStatus]
+) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    """The status filter. Nearly every listing is active, so a search of active listings
+    asks for "none of the others": skipping the few sold and removed ones costs less than
+    visiting every active one (1,000,000 documents: a whole pass saved)."""
+    others = [status.value for status in ListingStatus if status not in wanted]
+    if not others:
+        return []
+    if ListingStatus.active in wanted:
+        return [(tantivy.Occur.MustNot, tantivy.Query.term_set_query(schema, "status", others))]
+    values = [status.value for status in wanted]
+    return [(tantivy.Occur.Must, tantivy.Query.term_set_query(schema, "status", values))]
 
 
 def great_circle_miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

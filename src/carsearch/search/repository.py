@@ -109,6 +109,11 @@ async def insert_search_queries(engine: AsyncEngine, rows: list[dict[str, Any]])
         await connection.execute(insert(SearchQuery), rows)
 
 
+def delete_search_queries_before(conn: psycopg.Connection, before: datetime) -> int:
+    cursor = conn.execute("DELETE FROM search_queries WHERE searched_at < %s", (before,))
+    return cursor.rowcount
+
+
 _POPULAR_SQL = """
 SELECT query_text, filters, count(*) AS searches, round(avg(result_count)) AS avg_results,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS median_ms

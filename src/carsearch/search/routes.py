@@ -20,7 +20,7 @@ from carsearch.search.schemas import (
     SearchResponse,
     SearchStatus,
 )
-from carsearch.search.service import SearchService, resolve_area, search_status, total_pages
+from carsearch.search.service import SearchService, search_status, total_pages
 
 router = APIRouter(tags=["search"])
 
@@ -89,7 +89,7 @@ async def search_listings(
     """
 
     async def compute() -> tuple[BaseModel, int]:
-        area = await resolve_area(session, params)
+        area = await search.area(session, params)
         page = search.search(params, area)
         pagination = Pagination(
             page=params.page,
@@ -118,7 +118,7 @@ async def facet_counts(
     """Disjunctive counts for every facet, stats and a price histogram for these filters."""
 
     async def compute() -> tuple[BaseModel, int]:
-        area = await resolve_area(session, filters)
+        area = await search.area(session, filters)
         result = search.facets(filters, area)
         return Envelope(data=result), result.total
 

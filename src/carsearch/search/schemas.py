@@ -211,21 +211,21 @@ class PriceChange(BaseModel):
 
 
 class ListingSummary(BaseModel):
-    vin: str = Field(examples=["1HGCM82633A004352"])
-    year: int = Field(examples=[2021])
-    make: str = Field(examples=["Toyota"])
-    model: str = Field(examples=["Camry"])
-    trim: str | None = Field(examples=["XLE"])
+    vin: str = Field(description="Vehicle identification number.", examples=["4T1G11AK5MU123456"])
+    year: int = Field(description="Model year.", examples=[2021])
+    make: str = Field(description="Canonical make name.", examples=["Toyota"])
+    model: str = Field(description="Canonical model name.", examples=["Camry"])
+    trim: str | None = Field(description="Trim, when known.", examples=["XLE"])
     price: int | None = Field(
         description="USD; null when the dealer asks to call.", examples=[23999]
     )
-    mileage: int | None = Field(examples=[31250])
-    condition: Condition = Field(examples=["used"])
-    status: ListingStatus = Field(examples=["active"])
+    mileage: int | None = Field(description="Odometer miles, when listed.", examples=[31250])
+    condition: Condition = Field(description="new, used or cpo.", examples=["used"])
+    status: ListingStatus = Field(description="active, sold or removed.", examples=["active"])
     image: str | None = Field(description="Main photo URL.", examples=[None])
-    dealer_name: str | None = Field(examples=["Austin Toyota"])
-    dealer_city: str | None = Field(examples=["Austin"])
-    dealer_state: str | None = Field(examples=["TX"])
+    dealer_name: str | None = Field(description="Selling dealer.", examples=["Austin Toyota"])
+    dealer_city: str | None = Field(description="Dealer's city.", examples=["Austin"])
+    dealer_state: str | None = Field(description="Dealer's state.", examples=["TX"])
     days_on_market: int = Field(description="Days since first seen (until sold).", examples=[12])
     last_price_change: PriceChange | None = Field(description="Most recent price change, if any.")
     distance_miles: float | None = Field(
@@ -234,20 +234,20 @@ class ListingSummary(BaseModel):
 
 
 class FacetBucket(BaseModel):
-    value: str = Field(examples=["Toyota"])
-    count: int = Field(examples=[812])
+    value: str = Field(description="The field's value.", examples=["Toyota"])
+    count: int = Field(description="Listings with that value.", examples=[812])
 
 
 class NumericStats(BaseModel):
-    min: float | None = Field(examples=[4500])
-    max: float | None = Field(examples=[189000])
-    avg: float | None = Field(examples=[31250.5])
+    min: float | None = Field(description="Lowest value; null with no results.", examples=[4500])
+    max: float | None = Field(description="Highest value.", examples=[189000])
+    avg: float | None = Field(description="Mean value.", examples=[31250.5])
 
 
 class HistogramBucket(BaseModel):
     low: int = Field(description="Bucket's lower bound (inclusive), USD.", examples=[20000])
     high: int = Field(description="Upper bound (exclusive), USD.", examples=[25000])
-    count: int = Field(examples=[140])
+    count: int = Field(description="Listings priced in the bucket.", examples=[140])
 
 
 class FacetResult(BaseModel):
@@ -255,24 +255,26 @@ class FacetResult(BaseModel):
         description="Disjunctive counts: each facet ignores its own filter."
     )
     stats: dict[str, NumericStats] = Field(description="price, mileage and year over the results.")
-    price_histogram: list[HistogramBucket]
+    price_histogram: list[HistogramBucket] = Field(
+        description="Listings per $5,000 price band; empty bands left out."
+    )
     total: int = Field(description="Listings matching every filter.", examples=[1234])
 
 
 class ModelCount(BaseModel):
-    name: str = Field(examples=["Camry"])
-    count: int = Field(examples=[210])
+    name: str = Field(description="Model name.", examples=["Camry"])
+    count: int = Field(description="Active listings of the model.", examples=[210])
 
 
 class MakeFilter(BaseModel):
-    name: str = Field(examples=["Toyota"])
-    count: int = Field(examples=[1840])
-    models: list[ModelCount]
+    name: str = Field(description="Make name.", examples=["Toyota"])
+    count: int = Field(description="Active listings of the make.", examples=[1840])
+    models: list[ModelCount] = Field(description="The make's models, by name.")
 
 
 class Range(BaseModel):
-    min: int | None = Field(examples=[0])
-    max: int | None = Field(examples=[250000])
+    min: int | None = Field(description="Lowest value among active listings.", examples=[0])
+    max: int | None = Field(description="Highest value.", examples=[250000])
 
 
 class FilterOptions(BaseModel):
@@ -291,15 +293,23 @@ class SearchMeta(Meta):
 
 
 class SearchResponse(BaseModel):
-    data: list[ListingSummary]
-    meta: SearchMeta
+    data: list[ListingSummary] = Field(description="One page of results.")
+    meta: SearchMeta = Field(description="Pagination, and facets when asked for.")
 
 
 class IndexStatus(BaseModel):
-    version: str = Field(description="Changes whenever the index does; caches key on it.")
+    version: str = Field(
+        description="Changes whenever the index does; caches key on it.",
+        examples=["gen-20261126T022257-435f9e:1795659777368913987"],
+    )
     documents: int = Field(description="Listings in the index, every status.", examples=[10000])
-    position: datetime | None = Field(description="Newest database change the index holds.")
-    synced_at: datetime | None = Field(description="When the last sync or rebuild finished.")
+    position: datetime | None = Field(
+        description="Newest database change the index holds.",
+        examples=["2026-11-26T02:22:54Z"],
+    )
+    synced_at: datetime | None = Field(
+        description="When the last sync or rebuild finished.", examples=["2026-11-26T02:22:57Z"]
+    )
     lag_seconds: float = Field(
         description="Age of the oldest change not yet searchable; 0 when current.", examples=[0]
     )
@@ -307,19 +317,23 @@ class IndexStatus(BaseModel):
 
 class CacheStatus(BaseModel):
     backend: str = Field(description="redis, memory or off.", examples=["memory"])
-    hits: int = Field(description="Answers served from the cache by this process.")
-    misses: int = Field(description="Answers computed by this process.")
-    errors: int = Field(description="Cache reads or writes that failed (searches still ran).")
+    hits: int = Field(description="Answers served from the cache by this process.", examples=[80])
+    misses: int = Field(description="Answers computed by this process.", examples=[20])
+    errors: int = Field(
+        description="Cache reads or writes that failed (searches still ran).", examples=[0]
+    )
 
 
 class AnalyticsStatus(BaseModel):
-    enabled: bool
-    written: int = Field(description="Search events written by this process.")
-    dropped: int = Field(description="Events dropped: buffer full or database unavailable.")
-    pending: int = Field(description="Events waiting to be written.")
+    enabled: bool = Field(description="Whether searches are recorded.", examples=[True])
+    written: int = Field(description="Search events written by this process.", examples=[1200])
+    dropped: int = Field(
+        description="Events dropped: buffer full or database unavailable.", examples=[0]
+    )
+    pending: int = Field(description="Events waiting to be written.", examples=[3])
 
 
 class SearchStatus(BaseModel):
-    index: IndexStatus
-    cache: CacheStatus
-    analytics: AnalyticsStatus
+    index: IndexStatus = Field(description="How current the index is.")
+    cache: CacheStatus = Field(description="The response cache of this process.")
+    analytics: AnalyticsStatus = Field(description="Search recording of this process.")

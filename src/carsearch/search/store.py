@@ -25,7 +25,7 @@ from pathlib import Path
 
 import tantivy
 
-from carsearch.search.documents import build_schema
+from carsearch.search.documents import SCHEMA_VERSION, build_schema
 
 CURRENT = "current"
 SYNC_STATE = "sync.json"
@@ -35,6 +35,10 @@ WRITER_HEAP_BYTES = 256 * 1024 * 1024
 
 class IndexMissing(Exception):
     """No index has been built yet (`carsearch reindex` builds one)."""
+
+
+class IndexOutdated(IndexMissing):
+    """The index was built with another schema version (`carsearch reindex` rebuilds it)."""
 
 
 class WriterBusy(Exception):
@@ -48,6 +52,7 @@ class SyncState:
     position: datetime | None
     synced_at: datetime | None = None
     documents: int = 0
+    schema: int = 0  # the SCHEMA_VERSION the generation was built with
 
     def to_json(self) -> str:
         return json.dumps(
@@ -55,6 +60,7 @@ class SyncState:
                 "position": self.position.isoformat() if self.position else None,
                 "synced_at": self.synced_at.isoformat() if self.synced_at else None,
                 "documents": self.documents,
+                "schema": self.schema,
             }
         )
 
@@ -65,6 +71,7 @@ class SyncState:
             position=datetime.fromisoformat(raw["position"]) if raw.get("position") else None,
             synced_at=datetime.fromisoformat(raw["synced_at"]) if raw.get("synced_at") else None,
             documents=int(raw.get("documents") or 0),
+            schema=int(raw.get("schema") or 0),
         )
 
 
@@ -83,8 +90,17 @@ class IndexStore:
             return None
 
     def exists(self) -> bool:
+        """A current index of this code's schema version."""
         generation = self.current_generation()
-        return generation is not None and (generation / "meta.json").exists()
+        return (
+            generation is not None
+            and (generation / "meta.json").exists()
+            and self.read_sync_state(generation).schema == SCHEMA_VERSION
+        )
+
+    def check_schema(self, generation: Path) -> None:
+        if self.read_sync_state(generation).schema != SCHEMA_VERSION:
+            raise IndexOutdated
 
     def new_generation(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +183,7 @@ class IndexReader:
             raise IndexMissing from None
         with self._lock:
             if generation != self._generation or self._index is None:
+                self.store.check_schema(generation)
                 self._index = open_index(generation)
                 self._generation = generation
                 self._meta_mtime = mtime
