@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,6 +38,10 @@ db_app = typer.Typer(help="Database: status and connection URL.", no_args_is_hel
 app.add_typer(db_app, name="db")
 stats_app = typer.Typer(help="Reports on how CarSearch is used.", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
+scrape_app = typer.Typer(help="Collect listings from a source now.", no_args_is_help=True)
+app.add_typer(scrape_app, name="scrape")
+parse_app = typer.Typer(help="Show what a parser reads in saved pages.", no_args_is_help=True)
+app.add_typer(parse_app, name="parse")
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -302,6 +306,173 @@ def openapi(
     except (OSError, ValueError) as exc:
         raise SetupError(f"cannot update {write}: {exc}") from None
     console.print(f"updated the reference in {write}")
+
+
+@scrape_app.command("carscom")
+@clear_errors
+def scrape_carscom(
+    zip_code: Annotated[
+        str | None, typer.Option("--zip", help="Search around this ZIP code (default: setting).")
+    ] = None,
+    radius: Annotated[
+        int | None, typer.Option("--radius", min=1, max=500, help="Miles around the ZIP code.")
+    ] = None,
+    max_pages: Annotated[
+        int | None, typer.Option("--max-pages", min=1, max=200, help="Results pages at most.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Site to scrape, e.g. the demo site's URL."),
+    ] = None,
+    details: Annotated[
+        bool, typer.Option("--details/--no-details", help="Fetch new listings' detail pages.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even while the source is backing off.")
+    ] = False,
+) -> None:
+    """Scrape cars.com results (and detail pages) into the database, with a summary."""
+    from carsearch.ingest.service import CarsComRun, ScrapeRequest
+    from carsearch.listings.vocab import RunStatus
+
+    settings = _settings()
+    if zip_code is not None and not (len(zip_code) == 5 and zip_code.isdigit()):
+        raise SetupError(f"--zip must be a 5-digit US ZIP code, not {zip_code!r}")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise SetupError(f"--base-url must be an http(s) URL, not {base_url!r}")
+    url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    request = ScrapeRequest.from_settings(
+        settings,
+        zip=zip_code,
+        radius=radius,
+        max_pages=max_pages,
+        base_url=base_url,
+        fetch_details=details,
+        force=force,
+    )
+    robots = "honoured" if request.respect_robots else "NOT honoured (operator setting)"
+    console.print(
+        f"scraping {request.base_url} around {request.zip} ({request.radius} mi), "
+        f"at most {request.max_pages} pages; robots.txt {robots}"
+    )
+    configure_logging("warning")
+    with _progress() as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        report = asyncio.run(
+            CarsComRun(settings, libpq_dsn(url), request, progress=on_progress).execute()
+        )
+    counts = report.counts
+    skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.skipped.items()))
+    console.print(
+        f"run {report.run_id}: {report.status.value}; pages {counts.pages_fetched}, "
+        f"listings parsed {counts.listings_parsed}: new {counts.listings_new}, "
+        f"updated {counts.listings_updated}, unchanged {counts.listings_unchanged}; "
+        f"price changes {counts.price_changes}, sold {counts.sold}, errors {counts.errors}"
+        + (f"; skipped: {skipped}" if skipped else "")
+    )
+    if counts.listings_new or counts.listings_updated or counts.sold:
+        _sync_index_after_scrape(settings, url)
+    if report.status is RunStatus.blocked:
+        until = f"{report.blocked_until:%Y-%m-%d %H:%M} UTC" if report.blocked_until else "later"
+        raise _fail(f"blocked: {report.blocked_reason}; the source is left alone until {until}", 3)
+    if report.status is not RunStatus.succeeded:
+        raise _fail(report.error or "the run failed")
+
+
+def _sync_index_after_scrape(settings: Settings, url: URL) -> None:
+    from carsearch.search.indexer import sync_index
+    from carsearch.search.store import IndexMissing, IndexStore, WriterBusy
+
+    try:
+        report = sync_index(IndexStore(settings.index_dir), libpq_dsn(url))
+    except (IndexMissing, WriterBusy):
+        console.print("search index not updated now (none yet, or busy): the worker will sync it")
+        return
+    console.print(f"search index synced: {report.indexed:,} listings indexed")
+
+
+@parse_app.command("carscom")
+@clear_errors
+def parse_carscom(
+    files: Annotated[list[Path], typer.Argument(help="Saved cars.com pages (HTML).")],
+) -> None:
+    """Print what the cars.com parsers read in saved pages, as JSON lines.
+
+    Exit 2 when a page is a bot challenge: it holds no listings to read.
+    """
+    import dataclasses
+
+    from carsearch.ingest import carscom
+    from carsearch.ingest.records import SearchResultsPage
+
+    for path in files:
+        try:
+            html = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SetupError(f"cannot read {path}: {exc.strerror or exc}") from None
+        reason = carscom.detect_block(html)
+        if reason is not None:
+            raise _fail(f"{path}: a bot challenge page ({reason}), not a listing page", 2)
+        try:
+            parsed = carscom.parse_any(html)
+        except carscom.ListingGone as gone:
+            print(json.dumps({"file": str(path), "kind": "gone", "listing_id": gone.listing_id}))
+            continue
+        except carscom.BlockedPage as blocked:
+            raise _fail(f"{path}: {blocked.reason}", 2) from None
+        except carscom.ParseError as exc:
+            raise _fail(f"{path}: {exc}") from None
+        if isinstance(parsed, SearchResultsPage):
+            print(
+                json.dumps(
+                    {
+                        "file": str(path),
+                        "kind": "results",
+                        "total_results": parsed.total_results,
+                        "page": parsed.page,
+                        "total_pages": parsed.total_pages,
+                        "listings": len(parsed.listings),
+                    }
+                )
+            )
+            listings = list(parsed.listings)
+        else:
+            listings = [parsed]
+        for listing in listings:
+            record = {"file": str(path), "kind": "listing", **dataclasses.asdict(listing)}
+            print(json.dumps(record, default=str))
+
+
+@app.command("demo-site")
+@clear_errors
+def demo_site(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8900,
+    challenge: Annotated[
+        bool, typer.Option("--challenge", help="Answer every page with the bot challenge.")
+    ] = False,
+    recorded_robots: Annotated[
+        bool,
+        typer.Option("--recorded-robots", help="Serve cars.com's recorded robots.txt."),
+    ] = False,
+) -> None:
+    """Serve recorded cars.com pages offline, for `carsearch scrape carscom --base-url`."""
+    from carsearch.ingest.demo_site import run_demo_site
+
+    console.print(
+        f"demo site at http://{host}:{port} (try: carsearch scrape carscom "
+        f"--base-url http://{host}:{port}); Ctrl-C stops"
+    )
+    robots: Literal["allow", "recorded"] = "recorded" if recorded_robots else "allow"
+    run_demo_site(host, port, challenge=challenge, robots=robots)
 
 
 @db_app.command("url")

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_connect_timeout: int = Field(default=5, ge=1, le=120)
+    # Checking each connection before use costs a round trip per request; without it, a
+    # connection the server dropped fails one request with a 503, then is replaced.
+    db_pool_pre_ping: bool = False
+    db_pool_recycle_seconds: int = Field(default=1800, ge=60, le=86_400)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -65,6 +69,31 @@ class Settings(BaseSettings):
     # Record every search in search_queries (`carsearch stats searches` reads it).
     search_analytics: bool = True
     search_analytics_retention_days: int = Field(default=90, ge=1, le=3650)
+
+    # Ingestion. Scrapers name themselves and say where to read about them.
+    scraper_user_agent: str = "CarSearchBot/0.1"
+    scraper_contact_url: str = "https://carsearch.example/bot"
+    # Active listings a source has not shown for this many days are marked sold.
+    sold_after_days: int = Field(default=3, ge=1, le=365)
+    # cars.com. Off by default: the schedule leaves it alone until an operator enables it.
+    carscom_enabled: bool = False
+    carscom_base_url: str = "https://www.cars.com"
+    # robots.txt is honoured unless an operator holding the site's permission turns it off.
+    carscom_respect_robots: bool = True
+    carscom_cron: str = "0 */4 * * *"
+    carscom_zip: str = Field(default="10001", pattern=r"^\d{5}$")
+    carscom_radius: int = Field(default=50, ge=1, le=500)
+    carscom_max_pages: int = Field(default=5, ge=1, le=200)
+    carscom_min_interval_seconds: float = Field(default=2.0, ge=0, le=600)
+    carscom_concurrency: int = Field(default=2, ge=1, le=16)
+    # NHTSA vPIC; when unreachable, VINs are decoded offline and retried later.
+    vpic_enabled: bool = True
+    vpic_base_url: str = "https://vpic.nhtsa.dot.gov/api/"
+
+    @property
+    def scraper_identity(self) -> str:
+        """The User-Agent scrapers send: product token plus a contact URL."""
+        return f"{self.scraper_user_agent} (+{self.scraper_contact_url})"
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import procrastinate
 from procrastinate import Blueprint, JobContext, PsycopgConnector
 
+from carsearch.ingest.tasks import ingest_jobs, register_schedules
 from carsearch.search.tasks import search_jobs
 
 FINISHED_JOBS_KEPT_HOURS = 7 * 24
@@ -29,4 +30,6 @@ def create_job_app(dsn: str) -> procrastinate.App:
     )
     app.add_tasks_from(queue_maintenance, namespace="maintenance")
     app.add_tasks_from(search_jobs, namespace="search")
+    app.add_tasks_from(ingest_jobs, namespace="ingest")
+    register_schedules(app)
     return app

@@ -2,48 +2,90 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carsearch.models import Dealer, Listing, ListingPriceHistory, ListingSource
 
 
-async def listing_by_vin(session: AsyncSession, vin: str) -> Listing | None:
-    result = await session.execute(select(Listing).where(Listing.vin == vin))
-    return result.scalar_one_or_none()
+def _sources_json() -> ScalarSelect[Any]:
+    return (
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_object(
+                            "source",
+                            ListingSource.source,
+                            "source_listing_id",
+                            ListingSource.source_listing_id,
+                            "url",
+                            ListingSource.url,
+                            "first_seen_at",
+                            ListingSource.first_seen_at,
+                            "last_seen_at",
+                            ListingSource.last_seen_at,
+                        ),
+                        ListingSource.first_seen_at,
+                        ListingSource.id,
+                    )
+                ),
+                text("'[]'::json"),
+            )
+        )
+        .where(ListingSource.listing_id == Listing.id)
+        .scalar_subquery()
+    )
 
 
-async def listing_with_dealer_by_vin(
+def _history_json() -> ScalarSelect[Any]:
+    return (
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_object(
+                            "price",
+                            ListingPriceHistory.price,
+                            "mileage",
+                            ListingPriceHistory.mileage,
+                            "observed_at",
+                            ListingPriceHistory.observed_at,
+                        ),
+                        ListingPriceHistory.observed_at,
+                        ListingPriceHistory.id,
+                    )
+                ),
+                text("'[]'::json"),
+            )
+        )
+        .where(ListingPriceHistory.listing_id == Listing.id)
+        .scalar_subquery()
+    )
+
+
+async def listing_detail_by_vin(
     session: AsyncSession, vin: str
-) -> tuple[Listing, Dealer | None] | None:
+) -> tuple[Listing, Dealer | None, list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The listing, its dealer, its sources and its price history (oldest first), in one
+    round trip: a listing page is the most requested thing after search."""
     row = (
         await session.execute(
-            select(Listing, Dealer)
+            select(Listing, Dealer, _sources_json(), _history_json())
             .outerjoin(Dealer, Dealer.id == Listing.dealer_id)
             .where(Listing.vin == vin)
         )
     ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+async def listing_with_history_by_vin(
+    session: AsyncSession, vin: str
+) -> tuple[Listing, list[dict[str, Any]]] | None:
+    row = (
+        await session.execute(select(Listing, _history_json()).where(Listing.vin == vin))
+    ).one_or_none()
     return None if row is None else (row[0], row[1])
-
-
-async def sources_of_listing(session: AsyncSession, listing_id: int) -> Sequence[ListingSource]:
-    result = await session.execute(
-        select(ListingSource)
-        .where(ListingSource.listing_id == listing_id)
-        .order_by(ListingSource.first_seen_at, ListingSource.id)
-    )
-    return result.scalars().all()
-
-
-async def price_history_of_listing(
-    session: AsyncSession, listing_id: int
-) -> Sequence[ListingPriceHistory]:
-    """Oldest first; rows observed at the same moment keep their insertion order."""
-    result = await session.execute(
-        select(ListingPriceHistory)
-        .where(ListingPriceHistory.listing_id == listing_id)
-        .order_by(ListingPriceHistory.observed_at, ListingPriceHistory.id)
-    )
-    return result.scalars().all()

@@ -85,21 +85,15 @@ def summarize_price_history(points: Sequence[PricePoint], days_on_market: int) -
     )
 
 
-async def _price_points(session: AsyncSession, listing_id: int) -> list[PricePoint]:
-    rows = await repository.price_history_of_listing(session, listing_id)
-    return [PricePoint.model_validate(row) for row in rows]
-
-
 async def get_listing_detail(
     session: AsyncSession, raw_vin: str, *, now: datetime | None = None
 ) -> ListingDetail:
     vin = parse_vin(raw_vin)
-    found = await repository.listing_with_dealer_by_vin(session, vin)
+    found = await repository.listing_detail_by_vin(session, vin)
     if found is None:
         raise NotFound(f"no listing with VIN {vin}")
-    listing, dealer = found
-    sources = await repository.sources_of_listing(session, listing.id)
-    points = await _price_points(session, listing.id)
+    listing, dealer, sources, history = found
+    points = [PricePoint.model_validate(point) for point in history]
     market_days = days_on_market(listing, now or datetime.now(UTC))
     return ListingDetail(
         vin=listing.vin,
@@ -137,9 +131,10 @@ async def get_price_history(
     session: AsyncSession, raw_vin: str, *, now: datetime | None = None
 ) -> PriceHistory:
     vin = parse_vin(raw_vin)
-    listing = await repository.listing_by_vin(session, vin)
-    if listing is None:
+    found = await repository.listing_with_history_by_vin(session, vin)
+    if found is None:
         raise NotFound(f"no listing with VIN {vin}")
-    points = await _price_points(session, listing.id)
+    listing, history = found
+    points = [PricePoint.model_validate(point) for point in history]
     summary = summarize_price_history(points, days_on_market(listing, now or datetime.now(UTC)))
     return PriceHistory(vin=listing.vin, points=points, summary=summary)

@@ -224,6 +224,8 @@ class InventoryGenerator:
     # -- listings --------------------------------------------------------------------
 
     def listings(self, count: int, dealers: Sequence[SeedDealer]) -> Iterator[SeedListing]:
+        if count == 0:
+            return  # reference data only: no dealers to spread listings over
         rng = self.rng
         # A few dealers are big (a national used-car chain's lot), most are medium.
         sizes = [rng.lognormvariate(0, 0.7) for _ in dealers]
