@@ -117,3 +117,28 @@ async def test_errors_are_never_cached(client: Any) -> None:
         response = await client.get("/api/v1/listings", params={"zip": "00000"})
         assert response.status_code == 400
         assert "x-cache" not in response.headers
+
+
+async def test_listing_pages_are_cached_until_the_index_changes(
+    start_app: Any, database_url: URL, tmp_path: Path, sync_engine: Any
+) -> None:
+    from sqlalchemy import text
+
+    with sync_engine.connect() as connection:
+        vin = connection.execute(text("SELECT vin FROM listings ORDER BY id LIMIT 1")).scalar_one()
+    store = IndexStore(tmp_path / "index")
+    rebuild_index(store, libpq_dsn(database_url))
+    async with start_app(store.root) as (_app, client):
+        for path in (f"/api/v1/listings/{vin}", f"/api/v1/listings/{vin.lower()}/history"):
+            first, second = await client.get(path), await client.get(path)
+            assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+            assert first.json() == second.json()
+        rebuild_index(store, libpq_dsn(database_url))
+        assert (await client.get(f"/api/v1/listings/{vin}")).headers["x-cache"] == "miss"
+        # Bad and unknown VINs are answered, never cached.
+        assert (await client.get("/api/v1/listings/ABC")).status_code == 422
+        unknown = "1HGCM82633A00435Z"
+        for _ in range(2):
+            response = await client.get(f"/api/v1/listings/{unknown}")
+            assert response.status_code in (404, 422)
+            assert "x-cache" not in response.headers

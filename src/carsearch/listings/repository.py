@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, select, text
+from sqlalchemy import ScalarSelect, Select, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,20 +73,27 @@ async def listing_detail_by_vin(
 ) -> tuple[Listing, Dealer | None, list[dict[str, Any]], list[dict[str, Any]]] | None:
     """The listing, its dealer, its sources and its price history (oldest first), in one
     round trip: a listing page is the most requested thing after search."""
-    row = (
-        await session.execute(
-            select(Listing, Dealer, _sources_json(), _history_json())
-            .outerjoin(Dealer, Dealer.id == Listing.dealer_id)
-            .where(Listing.vin == vin)
-        )
-    ).one_or_none()
+    row = (await session.execute(_detail_statement(), {"vin": vin})).one_or_none()
     return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+# Built once: composing these statements costs more than running them.
+@cache
+def _detail_statement() -> Select[Any]:
+    return (
+        select(Listing, Dealer, _sources_json(), _history_json())
+        .outerjoin(Dealer, Dealer.id == Listing.dealer_id)
+        .where(Listing.vin == bindparam("vin"))
+    )
+
+
+@cache
+def _history_statement() -> Select[Any]:
+    return select(Listing, _history_json()).where(Listing.vin == bindparam("vin"))
 
 
 async def listing_with_history_by_vin(
     session: AsyncSession, vin: str
 ) -> tuple[Listing, list[dict[str, Any]]] | None:
-    row = (
-        await session.execute(select(Listing, _history_json()).where(Listing.vin == vin))
-    ).one_or_none()
+    row = (await session.execute(_history_statement(), {"vin": vin})).one_or_none()
     return None if row is None else (row[0], row[1])

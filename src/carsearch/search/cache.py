@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -153,6 +154,23 @@ class RedisCache:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+async def through_cache(
+    cache: ResponseCache | None,
+    version: str,
+    key: str,
+    compute: Callable[[], Awaitable[bytes]],
+) -> tuple[bytes, bool]:
+    """The cached entry for `key` at `version`, or a computed one (then cached); and
+    whether it was a hit. Errors raised by `compute` are never cached."""
+    entry = await cache.get(version, key) if cache is not None else None
+    if entry is not None:
+        return entry, True
+    entry = await compute()
+    if cache is not None:
+        await cache.set(version, key, entry)
+    return entry, False
 
 
 def create_cache(

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from carsearch.deps import DbSession
 from carsearch.schemas import Envelope, Pagination, error_responses
 from carsearch.search.analytics import SearchEvent, SearchLog
-from carsearch.search.cache import ResponseCache, cache_key
+from carsearch.search.cache import cache_key, through_cache
 from carsearch.search.schemas import (
     FacetResult,
     FilterOptions,
@@ -48,16 +48,17 @@ async def _answer(
     without parsing the body.
     """
     started = time.perf_counter()
-    cache: ResponseCache | None = request.app.state.search_cache
-    version = search.index_version()
-    key = cache_key(endpoint, filters.normalized() if filters is not None else {})
-    entry = await cache.get(version, key) if cache is not None else None
-    hit = entry is not None
-    if entry is None:
+
+    async def entry_of() -> bytes:
         model, total = await compute()
-        entry = b"%d\n" % total + model.model_dump_json().encode()
-        if cache is not None:
-            await cache.set(version, key, entry)
+        return b"%d\n" % total + model.model_dump_json().encode()
+
+    entry, hit = await through_cache(
+        request.app.state.search_cache,
+        search.index_version(),
+        cache_key(endpoint, filters.normalized() if filters is not None else {}),
+        entry_of,
+    )
     head, _, body = entry.partition(b"\n")
     log: SearchLog | None = request.app.state.search_log
     if log is not None and filters is not None:
