@@ -127,13 +127,6 @@ def _dealer_of(listing: NormalizedListing) -> str | None:
     return dealer_key(listing.dealer)
 
 
-def _record_price(
-    conn: psycopg.Connection, listing_id: int, listing: NormalizedListing, seen_at: datetime
-) -> None:
-    assert listing.price is not None
-    repository.record_price(conn, listing_id, listing.price, listing.mileage, seen_at)
-
-
 def store_page(
     conn: psycopg.Connection,
     listings: Sequence[NormalizedListing],
@@ -153,7 +146,6 @@ def store_page(
     if not unique:
         return []
     page_counts = RunCounts()
-    stored: list[Stored] = []
     with conn.transaction():
         dealers: dict[str, dict[str, Any]] = {}
         for listing in unique.values():
@@ -162,39 +154,49 @@ def store_page(
                 dealers[key] = _dealer_row(listing.source, key, listing.dealer)
         dealer_ids = repository.upsert_dealers(conn, list(dealers.values()))
         existing = repository.listings_by_vin(conn, list(unique))
-        sources = []
-        for vin, listing in unique.items():
-            key = _dealer_of(listing)
-            row = _listing_row(listing, dealer_ids.get(key) if key else None, decodes.get(vin))
-            before = existing.get(vin)
-            if before is None:
-                listing_id = repository.insert_listing(conn, row, seen_at)
-                if listing.price is not None:
-                    _record_price(conn, listing_id, listing, seen_at)
-                page_counts.listings_new += 1
+        rows = {
+            vin: _listing_row(listing, dealer_ids.get(_dealer_of(listing) or ""), decodes.get(vin))
+            for vin, listing in unique.items()
+        }
+        fresh = [vin for vin in unique if vin not in existing]
+        seen = [vin for vin in unique if vin in existing]
+        new_ids = repository.insert_listings(conn, [rows[vin] for vin in fresh], seen_at)
+        ids = dict(zip(fresh, new_ids, strict=True))
+        changes = repository.update_listings(
+            conn, [(existing[vin], rows[vin]) for vin in seen], seen_at, detail=detail
+        )
+        prices: list[tuple[int, int, int | None, datetime]] = []
+        for vin in fresh:
+            price = unique[vin].price
+            if price is not None:
+                prices.append((ids[vin], price, unique[vin].mileage, seen_at))
+        page_counts.listings_new = len(fresh)
+        for vin, changed in zip(seen, changes, strict=True):
+            ids[vin] = existing[vin].id
+            price = unique[vin].price
+            if price is not None and price != existing[vin].price:
+                prices.append((ids[vin], price, unique[vin].mileage, seen_at))
+                page_counts.price_changes += 1
+            if changed:
+                page_counts.listings_updated += 1
             else:
-                listing_id = before.id
-                changed = repository.update_listing(conn, before, row, seen_at, detail=detail)
-                if listing.price is not None and listing.price != before.price:
-                    _record_price(conn, listing_id, listing, seen_at)
-                    page_counts.price_changes += 1
-                if changed:
-                    page_counts.listings_updated += 1
-                else:
-                    page_counts.listings_unchanged += 1
-            sources.append(
-                {
-                    "listing_id": listing_id,
-                    "source": listing.source,
-                    "source_listing_id": listing.source_listing_id,
-                    "url": listing.url,
-                    "dealer_id": row["dealer_id"],
-                    "seen_at": seen_at,
-                }
-            )
-            stored.append(
-                Stored(listing_id, vin, listing.url, listing.source_listing_id, before is None)
-            )
+                page_counts.listings_unchanged += 1
+        repository.record_prices(conn, prices)
+        sources = [
+            {
+                "listing_id": ids[vin],
+                "source": listing.source,
+                "source_listing_id": listing.source_listing_id,
+                "url": listing.url,
+                "dealer_id": rows[vin]["dealer_id"],
+                "seen_at": seen_at,
+            }
+            for vin, listing in unique.items()
+        ]
+        stored = [
+            Stored(ids[vin], vin, listing.url, listing.source_listing_id, vin not in existing)
+            for vin, listing in unique.items()
+        ]
         repository.upsert_sources(conn, sources)
     # Counted only once the page is committed.
     counts.listings_new += page_counts.listings_new

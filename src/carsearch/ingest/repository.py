@@ -42,11 +42,13 @@ def reference_models(conn: psycopg.Connection) -> list[tuple[str, list[str], str
 def upsert_dealers(conn: psycopg.Connection, dealers: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Dealers by (source, source_dealer_id); known values are never erased by a page that
     lacks them. Returns {source_dealer_id: id}."""
-    ids: dict[str, int] = {}
+    if not dealers:
+        return {}
     with conn.cursor() as cursor:
-        for dealer in dealers:
-            cursor.execute(
-                """
+        # One pipelined batch; unchanged dealers are not touched (their updated_at would
+        # send all their listings back through the search sync).
+        cursor.executemany(
+            """
                 INSERT INTO dealers (source, source_dealer_id, name, address, city, state, zip,
                                      latitude, longitude, phone, website, rating, review_count)
                 VALUES (%(source)s, %(source_dealer_id)s, %(name)s, %(address)s, %(city)s,
@@ -75,19 +77,15 @@ def upsert_dealers(conn: psycopg.Connection, dealers: Sequence[dict[str, Any]]) 
                        coalesce(EXCLUDED.website, dealers.website),
                        coalesce(EXCLUDED.rating, dealers.rating),
                        coalesce(EXCLUDED.review_count, dealers.review_count))
-                RETURNING id
                 """,
-                dealer,
-            )
-            row = cursor.fetchone()
-            if row is None:  # unchanged: the WHERE skipped the update, so look it up
-                row = cursor.execute(
-                    "SELECT id FROM dealers WHERE source = %s AND source_dealer_id = %s",
-                    (dealer["source"], dealer["source_dealer_id"]),
-                ).fetchone()
-            assert row is not None
-            ids[dealer["source_dealer_id"]] = int(row[0])
-    return ids
+            list(dealers),
+        )
+        rows = cursor.execute(
+            "SELECT source_dealer_id, id FROM dealers"
+            " WHERE source = %s AND source_dealer_id = ANY(%s)",
+            (dealers[0]["source"], [dealer["source_dealer_id"] for dealer in dealers]),
+        ).fetchall()
+    return {key: int(dealer_id) for key, dealer_id in rows}
 
 
 def listings_by_vin(conn: psycopg.Connection, vins: Sequence[str]) -> dict[str, StoredListing]:
@@ -157,31 +155,32 @@ def _params(listing: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def insert_listing(conn: psycopg.Connection, listing: dict[str, Any], seen_at: datetime) -> int:
+def insert_listings(
+    conn: psycopg.Connection, listings: Sequence[dict[str, Any]], seen_at: datetime
+) -> list[int]:
+    """New listings in one pipelined batch; their ids, in order."""
+    if not listings:
+        return []
     columns = ", ".join(_LISTING_COLUMNS)
     values = ", ".join(f"%({name})s" for name in _LISTING_COLUMNS)
-    row = conn.execute(
-        f"INSERT INTO listings ({columns}, first_seen_at, last_seen_at)"
-        f" VALUES ({values}, %(seen_at)s, %(seen_at)s) RETURNING id",
-        {**_params(listing), "seen_at": seen_at},
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    ids = []
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO listings ({columns}, first_seen_at, last_seen_at)"
+            f" VALUES ({values}, %(seen_at)s, %(seen_at)s) RETURNING id",
+            [{**_params(listing), "seen_at": seen_at} for listing in listings],
+            returning=True,
+        )
+        while True:
+            row = cursor.fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+            if not cursor.nextset():
+                break
+    return ids
 
 
-def update_listing(
-    conn: psycopg.Connection,
-    before: StoredListing,
-    listing: dict[str, Any],
-    seen_at: datetime,
-    *,
-    detail: bool,
-) -> bool:
-    """Apply a sighting; returns whether anything but the sighting time changed.
-
-    A sold or removed listing seen again is active again. Price follows the page, even to
-    null ("call for price"); other fields only change to a known value.
-    """
+def _update_statement(detail: bool) -> str:
     followed = [f"{name} = coalesce(%({name})s, {name})" for name in _FOLLOWED]
     if detail:
         described = [f"{name} = coalesce(%({name})s, {name})" for name in _DESCRIPTIVE]
@@ -195,8 +194,7 @@ def update_listing(
         images = "CASE WHEN jsonb_array_length(images) = 0 THEN %(images)s ELSE images END"
         features = "CASE WHEN cardinality(features) = 0 THEN %(features)s::text[] ELSE features END"
     assignments = ", ".join([*followed, *described])
-    row = conn.execute(
-        f"""
+    return f"""
         UPDATE listings SET {assignments},
             price = %(price)s,
             images = {images},
@@ -204,44 +202,84 @@ def update_listing(
             status = 'active', sold_at = NULL, last_seen_at = %(seen_at)s
         WHERE id = %(id)s
         RETURNING updated_at
-        """,
-        {**_params(listing), "seen_at": seen_at, "id": before.id},
-    ).fetchone()
-    assert row is not None
-    # The trigger moves updated_at only when something besides last_seen_at changed.
-    return bool(row[0] != before.updated_at)
+        """
 
 
-def record_price(
+def update_listings(
     conn: psycopg.Connection,
-    listing_id: int,
-    price: int,
-    mileage: int | None,
-    observed_at: datetime,
+    sightings: Sequence[tuple[StoredListing, dict[str, Any]]],
+    seen_at: datetime,
+    *,
+    detail: bool,
+) -> list[bool]:
+    """Apply sightings in one pipelined batch; for each, whether anything but the sighting
+    time changed (the trigger moves updated_at only then).
+
+    A sold or removed listing seen again is active again. Price follows the page, even to
+    null ("call for price").
+    """
+    if not sightings:
+        return []
+    changed = []
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            _update_statement(detail),
+            [
+                {**_params(listing), "seen_at": seen_at, "id": before.id}
+                for before, listing in sightings
+            ],
+            returning=True,
+        )
+        for before, _listing in sightings:
+            row = cursor.fetchone()
+            assert row is not None
+            changed.append(bool(row[0] != before.updated_at))
+            cursor.nextset()
+    return changed
+
+
+def record_prices(
+    conn: psycopg.Connection, prices: Sequence[tuple[int, int, int | None, datetime]]
 ) -> None:
+    """(listing id, price, mileage, observed at) rows of price history, in one statement."""
+    if not prices:
+        return
+    columns = [list(column) for column in zip(*prices, strict=True)]
+    listing_ids, amounts, mileages, observed = columns
     conn.execute(
         "INSERT INTO listing_price_history (listing_id, price, mileage, observed_at)"
-        " VALUES (%s, %s, %s, %s)",
-        (listing_id, price, mileage, observed_at),
+        " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::timestamptz[])",
+        (listing_ids, amounts, mileages, observed),
     )
 
 
-def upsert_sources(conn: psycopg.Connection, rows: Iterable[dict[str, Any]]) -> None:
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            """
-            INSERT INTO listing_sources (listing_id, source, source_listing_id, url, dealer_id,
-                                         first_seen_at, last_seen_at)
-            VALUES (%(listing_id)s, %(source)s, %(source_listing_id)s, %(url)s, %(dealer_id)s,
-                    %(seen_at)s, %(seen_at)s)
-            ON CONFLICT (source, source_listing_id) DO UPDATE SET
-                listing_id = EXCLUDED.listing_id,
-                url = EXCLUDED.url,
-                dealer_id = coalesce(EXCLUDED.dealer_id, listing_sources.dealer_id),
-                last_seen_at = EXCLUDED.last_seen_at
-            """,
-            list(rows),
-        )
+def upsert_sources(conn: psycopg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Every place a listing was seen, in one statement (one source per call)."""
+    if not rows:
+        return
+    conn.execute(
+        """
+        INSERT INTO listing_sources (listing_id, source, source_listing_id, url, dealer_id,
+                                     first_seen_at, last_seen_at)
+        SELECT listing_id, %(source)s, source_listing_id, url, dealer_id, %(seen_at)s,
+               %(seen_at)s
+        FROM unnest(%(listing_ids)s::bigint[], %(source_listing_ids)s::text[], %(urls)s::text[],
+                    %(dealer_ids)s::bigint[]) AS s(listing_id, source_listing_id, url, dealer_id)
+        ON CONFLICT (source, source_listing_id) DO UPDATE SET
+            listing_id = EXCLUDED.listing_id,
+            url = EXCLUDED.url,
+            dealer_id = coalesce(EXCLUDED.dealer_id, listing_sources.dealer_id),
+            last_seen_at = EXCLUDED.last_seen_at
+        """,
+        {
+            "source": rows[0]["source"],
+            "seen_at": rows[0]["seen_at"],
+            "listing_ids": [row["listing_id"] for row in rows],
+            "source_listing_ids": [row["source_listing_id"] for row in rows],
+            "urls": [row["url"] for row in rows],
+            "dealer_ids": [row["dealer_id"] for row in rows],
+        },
+    )
 
 
 def mark_unseen_sold(

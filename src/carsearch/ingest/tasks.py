@@ -30,6 +30,7 @@ from carsearch.ingest.service import (
     SourceBlocked,
     fetch_detail,
     fetch_policy,
+    ingest_connection,
     load_catalog,
 )
 from carsearch.ingest.vin_cache import CachedVinDecoder
@@ -96,7 +97,7 @@ async def scrape_carscom_details(listing_ids: list[str], run_id: int) -> None:
     request = ScrapeRequest.from_settings(settings, trigger="schedule")
     counts = RunCounts()
     started = datetime.now(UTC)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with ingest_connection(dsn) as conn:
         catalog = await asyncio.to_thread(load_catalog, conn)
         async with (
             PoliteFetcher(fetch_policy(settings, request.respect_robots)) as fetcher,
