@@ -1,5 +1,6 @@
 """`make bench`: the benchmarks that finish in a few minutes. The 1,000,000-listing runs
-are separate (`bench/seed_bench.py --large`, `bench/index_bench.py --listings 1000000`)."""
+are separate (`bench/seed_bench.py --large`, `bench/search_bench.py --listings 1000000`,
+the latter seeding a kept database of a million listings on its first run)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ HERE = Path(__file__).parent
 for script, arguments in (
     ("seed_bench.py", []),
     ("index_bench.py", ["--listings", "100000", "--runs", "3"]),
+    ("search_bench.py", ["--listings", "10000"]),
+    ("ingest_bench.py", []),
+    ("load/run.py", []),
 ):
     print(f"== {script} {' '.join(arguments)}", flush=True)
     subprocess.run([sys.executable, str(HERE / script), *arguments], check=True)
