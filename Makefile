@@ -25,8 +25,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
+# Development sign-in (POST /api/v1/auth/dev-login) is on here, and only here.
 run: $(VENV)/.installed
-	$(BIN)/carsearch run
+	CARSEARCH_AUTH_DEV_LOGIN=true $(BIN)/carsearch run
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

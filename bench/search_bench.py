@@ -95,6 +95,7 @@ async def measure(dsn: str, index_dir: Path, runs: int, requests: int) -> None:
         search_index_dir=index_dir,
         search_cache_ttl_seconds=0,  # every search computed: uncached figures
         redis_url=None,
+        rate_limit_enabled=False,
     )
     app = create_app(settings)
     rng = random.Random(7)

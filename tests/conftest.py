@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 os.environ.setdefault("CARSEARCH_ENV", "test")
 
+from app_settings import settings_for_tests
+
 from carsearch.app import create_app
 from carsearch.config import Settings
 from carsearch.db import migrate
@@ -41,13 +43,7 @@ TEST_SEED_LISTINGS = 3_000
 
 
 def make_test_settings(index_dir: Path | None = None) -> Settings:
-    # The in-process cache: each test's app starts with an empty one.
-    return Settings(
-        env="test",
-        cors_origins=["http://localhost:3000"],
-        search_index_dir=index_dir,
-        redis_url=None,
-    )
+    return settings_for_tests(index_dir)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +21,35 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from carsearch import __version__
+from carsearch.auth.oidc import OidcClient
+from carsearch.auth.routes import ACCESS_COOKIE
+from carsearch.auth.routes import dev_router as dev_auth_router
+from carsearch.auth.routes import router as auth_router
+from carsearch.auth.service import AuthService
+from carsearch.auth.tokens import InvalidToken
 from carsearch.config import Settings, get_settings
 from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
 from carsearch.dealers.geo import zip_centroid
 from carsearch.dealers.routes import router as dealers_router
-from carsearch.errors import CarSearchError, RateLimited
+from carsearch.errors import CarSearchError, RateLimited, Unauthorized
 from carsearch.listings.routes import router as listings_router
 from carsearch.observability.middleware import RequestContextMiddleware
 from carsearch.observability.routes import router as operations_router
+from carsearch.ratelimit import (
+    RateLimitMiddleware,
+    RateLimitRules,
+    client_ip_identity,
+    create_limiter,
+)
 from carsearch.search.analytics import SearchLog
 from carsearch.search.cache import create_cache
 from carsearch.search.routes import router as search_router
 from carsearch.search.service import SearchService
 from carsearch.search.store import IndexReader, IndexStore
+from carsearch.users.routes import router as users_router
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +94,36 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the API documents for `path`, from the OpenAPI paths (compiled once)."""
+    patterns: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        app.state, "method_patterns", None
+    )
+    if patterns is None:
+        patterns = [
+            (
+                re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"),
+                sorted(method.upper() for method in operations),
+            )
+            for template, operations in app.openapi()["paths"].items()
+        ]
+        app.state.method_patterns = patterns
+    return next((methods for pattern, methods in patterns if pattern.match(path)), [])
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CarSearchError)
     async def domain_error(request: Request, exc: CarSearchError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, Unauthorized):
+            # RFC 6750: say which scheme, and why the token was refused.
+            reason = exc.message.replace('"', "'")
+            headers = {
+                "WWW-Authenticate": f'Bearer realm="carsearch", error="invalid_token", '
+                f'error_description="{reason}"'
+            }
         return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -100,8 +142,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, message, headers=headers)
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names the methods of one route; a path can have several (GET and
+            # PUT of the profile are two routes), and Allow must list them all.
+            allowed = _allowed_methods(request.app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return error_response(exc.status_code, code, message, headers=headers or None)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -152,6 +200,42 @@ def _install_docs(app: FastAPI) -> None:
         )
 
 
+def _caller(auth: AuthService) -> Callable[[Scope], str]:
+    """Rate limits count per user for a valid access token, else per client address. The
+    token is only decoded (no database): a revoked one still counts against its user."""
+
+    def identify(scope: Scope) -> str:
+        token = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, credentials = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer":
+                    token = credentials.strip()
+            elif name == b"cookie" and token is None:
+                morsel = SimpleCookie(value.decode("latin-1")).get(ACCESS_COOKIE)
+                token = morsel.value if morsel is not None else None
+        if token:
+            try:
+                return f"user:{auth.issuer.decode_access(token).user_id}"
+            except InvalidToken:
+                pass
+        return client_ip_identity(scope)
+
+    return identify
+
+
+def _oidc_client(settings: Settings) -> OidcClient | None:
+    if not (settings.oidc_client_id and settings.oidc_client_secret):
+        return None  # sign-in answers 503 "not configured" until these are set
+    return OidcClient(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        redirect_uri=settings.oidc_redirect,
+        scopes=settings.oidc_scopes,
+    )
+
+
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     """Build the app. Tests pass their own engine; otherwise the lifespan creates one."""
     settings = settings or get_settings()
@@ -178,6 +262,10 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         try:
             yield
         finally:
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.close()
+            if app.state.auth_service.oidc is not None:
+                await app.state.auth_service.oidc.aclose()
             if app.state.search_log is not None:
                 await app.state.search_log.stop()
             if app.state.search_cache is not None:
@@ -201,19 +289,40 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.search_service = SearchService(IndexReader(IndexStore(settings.index_dir)))
     app.state.search_cache = None  # set by the lifespan, as is the search log
     app.state.search_log = None
+    app.state.auth_service = AuthService(settings, _oidc_client(settings))
     _install_error_handlers(app)
+    if settings.rate_limit_enabled:
+        # Inside CORS, so that a 429 carries CORS headers a browser can read.
+        app.state.rate_limiter = create_limiter(settings.redis_url)
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=app.state.rate_limiter,
+            rules=RateLimitRules.parse(settings.rate_limits),
+            identify=_caller(app.state.auth_service),
+        )
+    else:
+        app.state.rate_limiter = None
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
+        expose_headers=[
+            "X-Request-ID",
+            "X-Cache",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(operations_router)
     # The search router's /listings comes first; /listings/{vin} is the listings router's.
-    for router in (search_router, listings_router, dealers_router):
+    for router in (search_router, listings_router, dealers_router, auth_router, users_router):
         app.include_router(router, prefix=API_PREFIX)
+    if settings.auth_dev_login:
+        app.include_router(dev_auth_router, prefix=API_PREFIX)
     _install_docs(app)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -90,6 +90,39 @@ class Settings(BaseSettings):
     vpic_enabled: bool = True
     vpic_base_url: str = "https://vpic.nhtsa.dot.gov/api/"
 
+    # Sign-in: any OpenID Connect provider; Google by default.
+    oidc_issuer: str = "https://accounts.google.com"
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # Where the provider sends the browser back; default: this API's callback URL.
+    oidc_redirect_uri: str | None = None
+    oidc_scopes: str = "openid email profile"
+    # POST /api/v1/auth/dev-login (email in, tokens out): development only.
+    auth_dev_login: bool = False
+    access_token_minutes: int = Field(default=15, ge=1, le=60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    # Browser cookies carrying the tokens: HttpOnly always; Secure unless turned off for
+    # plain-http development.
+    auth_cookie_secure: bool = True
+    auth_cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    # Requests per period, per user (or per IP when anonymous), by route group.
+    rate_limits: str = "search=120/60,auth=20/60,user=120/60,chat=20/60,default=300/60"
+    rate_limit_enabled: bool = True
+    # Alerts are delivered by webhook and/or e-mail when these are set.
+    alert_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "CarSearch <alerts@carsearch.example>"
+
+    @property
+    def oidc_redirect(self) -> str:
+        return self.oidc_redirect_uri or (
+            f"http://{self.host}:{self.port}/api/v1/auth/google/callback"
+        )
+
     @property
     def scraper_identity(self) -> str:
         """The User-Agent scrapers send: product token plus a contact URL."""
@@ -111,6 +144,12 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _refuse_dev_login_in_production(self) -> Settings:
+        if self.env is Environment.production and self.auth_dev_login:
+            raise ValueError("CARSEARCH_AUTH_DEV_LOGIN must not be set in production")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_in_production(self) -> Settings:

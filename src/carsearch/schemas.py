@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 T = TypeVar("T")
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+def _a_boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+# JSON bodies are validated leniently by default (false would pass as 0, 1 as true); these
+# keep numbers numbers and booleans booleans. Query strings still convert ("25000").
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+Flag = Annotated[bool, BeforeValidator(_a_boolean)]
+
+# Text a person can type: PostgreSQL cannot store the NUL character, so it is refused at
+# the door (422) instead of failing at the database.
+NO_NUL = r"^[^\x00]*$"
 
 
 class Pagination(BaseModel):
@@ -47,7 +69,9 @@ class ErrorEnvelope(BaseModel):
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error envelopes an endpoint can answer with."""
+    """OpenAPI entries for the error envelopes an endpoint can answer with; every API
+    endpoint is rate limited, so 429 is always among them."""
+    statuses = (*statuses, 429)
     descriptions = {
         400: "Bad request",
         401: "Missing or invalid credentials",

@@ -19,6 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fake_oidc import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REDIRECT_URI,
+    FakeOidcProvider,
+    running_fake_oidc,
+)
 from sqlalchemy.engine import URL
 
 
@@ -30,8 +37,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def oidc_provider() -> Iterator[FakeOidcProvider]:
+    with running_fake_oidc() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
 def served_api(
-    database_url: URL, search_index: Path, tmp_path_factory: pytest.TempPathFactory
+    database_url: URL,
+    search_index: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    oidc_provider: FakeOidcProvider,
 ) -> Iterator[str]:
     port = free_port()
     env = {
@@ -40,6 +56,14 @@ def served_api(
         "CARSEARCH_SEARCH_INDEX_DIR": str(search_index),
         "CARSEARCH_ENV": "test",
         "CARSEARCH_LOG_LEVEL": "warning",
+        # Fuzzing sends thousands of requests from one address: limits would answer most.
+        "CARSEARCH_RATE_LIMIT_ENABLED": "false",
+        # Sign-in configured against a local provider; dev sign-in gives the fuzzer a user.
+        "CARSEARCH_OIDC_ISSUER": oidc_provider.base_url,
+        "CARSEARCH_OIDC_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "CARSEARCH_OIDC_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "CARSEARCH_OIDC_REDIRECT_URI": DEFAULT_REDIRECT_URI,
+        "CARSEARCH_AUTH_DEV_LOGIN": "true",
     }
     env.pop("REDIS_URL", None)
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
@@ -68,14 +92,14 @@ def served_api(
         log.close()
 
 
-def test_schemathesis_finds_nothing(served_api: str) -> None:
+def schemathesis(api: str, *options: str) -> None:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is a dev dependency; `make test` installs it"
     result = subprocess.run(
         [
             st,
             "run",
-            f"{served_api}/openapi.json",
+            f"{api}/openapi.json",
             "--checks",
             "all",
             "--exclude-checks",
@@ -85,11 +109,32 @@ def test_schemathesis_finds_nothing(served_api: str) -> None:
             "--workers",
             "2",
             "--no-color",
+            *options,
         ],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
+    # Exit 0: no check failed (warnings, such as operations that mostly answer 404 for
+    # random VINs, do not fail a run).
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "No issues found" in result.stdout
+
+
+def test_schemathesis_finds_nothing_signed_in(served_api: str) -> None:
+    # Signed in, so that the user endpoints are explored past their 401. Signing out is
+    # left to the anonymous run: it would end this one's session.
+    token = httpx.post(
+        f"{served_api}/api/v1/auth/dev-login", json={"email": "fuzz@example.com"}, timeout=10
+    ).json()["data"]["access_token"]
+    schemathesis(
+        served_api,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--exclude-path",
+        "/api/v1/auth/logout",
+    )
+
+
+def test_schemathesis_finds_nothing_anonymous(served_api: str) -> None:
+    schemathesis(served_api, "--include-path-regex", "^/api/v1/(auth|user)")

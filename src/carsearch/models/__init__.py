@@ -1,6 +1,7 @@
 """All tables, imported here so that Alembic and the app see the whole metadata."""
 
 from carsearch.models.analytics import SearchQuery
+from carsearch.models.auth import AuthRequest, AuthSession, Notification, RefreshToken
 from carsearch.models.dealers import Dealer
 from carsearch.models.ingest import ScrapeRun, SourceState, VinDecode
 from carsearch.models.listings import Listing, ListingPriceHistory, ListingSource
@@ -8,12 +9,16 @@ from carsearch.models.reference import Make, Model
 from carsearch.models.users import SavedSearch, User, UserFavorite
 
 __all__ = [
+    "AuthRequest",
+    "AuthSession",
     "Dealer",
     "Listing",
     "ListingPriceHistory",
     "ListingSource",
     "Make",
     "Model",
+    "Notification",
+    "RefreshToken",
     "SavedSearch",
     "ScrapeRun",
     "SearchQuery",

@@ -41,6 +41,9 @@ class UserFavorite(CreatedAt, Base):
     )
     # The price when saved, so "the price changed by" needs no history lookup.
     saved_price: Mapped[int | None] = mapped_column(Integer)
+    # The lowest price a drop was notified at: only a lower one notifies again, so a price
+    # that goes up and down around a level does not repeat itself.
+    notified_price: Mapped[int | None] = mapped_column(Integer)
 
 
 class SavedSearch(CreatedAt, Base):

@@ -17,7 +17,7 @@ from carsearch.listings.vocab import (
     ListingStatus,
     Transmission,
 )
-from carsearch.schemas import Meta
+from carsearch.schemas import NO_NUL, Count, Meta
 
 MAX_RADIUS_MILES = 500
 DEFAULT_RADIUS_MILES = 50
@@ -36,7 +36,7 @@ FACET_FIELDS = (
 )
 _FACET_NAME = "(?:" + "|".join(FACET_FIELDS) + ")"
 FACETS_PATTERN = rf"^\s*(?:{_FACET_NAME}\s*(?:,\s*{_FACET_NAME}\s*)*)?$"
-Name = Annotated[str, Field(min_length=1, max_length=64)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 class SortOrder(StrEnum):
@@ -57,6 +57,7 @@ class SearchFilters(BaseModel):
     q: str | None = Field(
         None,
         max_length=200,
+        pattern=NO_NUL,
         description="Free text; misspelled makes and models are tolerated.",
         examples=["toyota camry hybrid"],
     )
@@ -82,22 +83,22 @@ class SearchFilters(BaseModel):
     condition: list[Condition] = Field(
         [], description="new, used or cpo (repeatable).", examples=[["used", "cpo"]]
     )
-    year_min: int | None = Field(
+    year_min: Count | None = Field(
         None, ge=1981, le=2100, description="Oldest model year.", examples=[2018]
     )
-    year_max: int | None = Field(
+    year_max: Count | None = Field(
         None, ge=1981, le=2100, description="Newest model year.", examples=[2024]
     )
-    price_min: int | None = Field(
+    price_min: Count | None = Field(
         None, ge=0, le=10_000_000, description="Lowest price, USD.", examples=[10000]
     )
-    price_max: int | None = Field(
+    price_max: Count | None = Field(
         None, ge=0, le=10_000_000, description="Highest price, USD.", examples=[25000]
     )
-    mileage_max: int | None = Field(
+    mileage_max: Count | None = Field(
         None, ge=0, le=2_000_000, description="Most miles.", examples=[60000]
     )
-    dealer_id: int | None = Field(
+    dealer_id: Count | None = Field(
         None, ge=1, le=2**62, description="Only this dealer's listings.", examples=[12]
     )
     zip: str | None = Field(
@@ -106,7 +107,7 @@ class SearchFilters(BaseModel):
         description="US ZIP code: search around its centroid.",
         examples=["10001"],
     )
-    radius: int = Field(
+    radius: Count = Field(
         DEFAULT_RADIUS_MILES,
         ge=1,
         le=MAX_RADIUS_MILES,
