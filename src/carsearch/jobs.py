@@ -11,6 +11,7 @@ from procrastinate import Blueprint, JobContext, PsycopgConnector
 
 from carsearch.ingest.tasks import ingest_jobs, register_schedules
 from carsearch.search.tasks import search_jobs
+from carsearch.users.tasks import user_jobs
 
 FINISHED_JOBS_KEPT_HOURS = 7 * 24
 
@@ -31,5 +32,6 @@ def create_job_app(dsn: str) -> procrastinate.App:
     app.add_tasks_from(queue_maintenance, namespace="maintenance")
     app.add_tasks_from(search_jobs, namespace="search")
     app.add_tasks_from(ingest_jobs, namespace="ingest")
+    app.add_tasks_from(user_jobs, namespace="users")
     register_schedules(app)
     return app

@@ -234,6 +234,52 @@ class SearchService:
                 break
         return documents
 
+    # -- alerts ----------------------------------------------------------------------
+
+    def matching_ids(
+        self,
+        filters: SearchFilters,
+        area: Area | None,
+        *,
+        first_seen_after: datetime | None = None,
+        first_seen_until: datetime | None = None,
+        among: Sequence[int] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[int], int]:
+        """Listing ids matching `filters` (newest first, at most `limit`) and how many match:
+        for alerts, first seen in a window, or among given listings."""
+        index, searcher, _version = self.open()
+        schema = index.schema
+        query = build_query(schema, filters, dealer_ids=area.dealer_ids if area else None)
+        extra: list[tantivy.Query] = []
+        if first_seen_after is not None or first_seen_until is not None:
+            extra.append(
+                tantivy.Query.range_query(
+                    schema,
+                    "first_seen",
+                    tantivy.FieldType.Integer,
+                    int(first_seen_after.timestamp()) + 1 if first_seen_after else None,
+                    int(first_seen_until.timestamp()) if first_seen_until else None,
+                )
+            )
+        if among is not None:
+            if not among:
+                return [], 0
+            extra.append(tantivy.Query.term_set_query(schema, "id", list(among)))
+        if extra:
+            query = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, clause) for clause in (query, *extra)]
+            )
+        result = searcher.search(
+            query,
+            limit=max(1, limit),
+            count=True,
+            order_by_field="sort_newest",
+            order=tantivy.Order.Desc,
+        )
+        ids = [int(searcher.doc(address).to_dict()["id"][0]) for _, address in result.hits]
+        return ids[:limit], _count_of(result)
+
     # -- facets ----------------------------------------------------------------------
 
     @staticmethod

@@ -154,3 +154,131 @@ async def mark_read(
         update(Notification).where(*where).values(read_at=now).returning(Notification.id)
     )
     return len(result.scalars().all())
+
+
+# -- alerts ---------------------------------------------------------------------------------
+
+_FAVORITE_EVENTS_SQL = text(
+    """
+    SELECT f.user_id, f.listing_id, l.vin, l.year, l.make, l.model, l.price, l.status,
+           coalesce(f.notified_price, f.saved_price) AS before_price
+    FROM user_favorites f JOIN listings l ON l.id = f.listing_id
+    WHERE (l.status = 'active' AND l.price IS NOT NULL
+           AND l.price < coalesce(f.notified_price, f.saved_price))
+       OR l.status = 'sold'
+    """
+)
+
+
+async def favorite_events(session: AsyncSession) -> list[dict[str, Any]]:
+    """Favorites whose price fell below the lowest price notified (or saved), and favorites
+    that sold. Notifications are deduplicated, so a sold one found again is harmless."""
+    return [dict(row._mapping) for row in await session.execute(_FAVORITE_EVENTS_SQL)]
+
+
+async def set_notified_price(
+    session: AsyncSession, user_id: int, listing_id: int, price: int
+) -> None:
+    await session.execute(
+        update(UserFavorite)
+        .where(UserFavorite.user_id == user_id, UserFavorite.listing_id == listing_id)
+        .values(notified_price=price)
+    )
+
+
+async def due_saved_searches(session: AsyncSession, now: datetime) -> Sequence[SavedSearch]:
+    """Saved searches whose alerts are due: instant ones always, daily ones a day after
+    their last alert, weekly ones a week after."""
+    result = await session.execute(
+        select(SavedSearch).where(
+            text(
+                "(alert_frequency = 'instant')"
+                " OR (alert_frequency = 'daily' AND last_alerted_at <= :now - interval '1 day')"
+                " OR (alert_frequency = 'weekly' AND last_alerted_at <= :now - interval '7 days')"
+                " OR (alert_frequency <> 'off' AND last_alerted_at IS NULL)"
+            ).bindparams(now=now)
+        )
+    )
+    return result.scalars().all()
+
+
+_DROPPED_SQL = text(
+    """
+    SELECT DISTINCT h.listing_id
+    FROM (
+        SELECT listing_id, price, observed_at,
+               lag(price) OVER (PARTITION BY listing_id ORDER BY observed_at, id) AS previous
+        FROM listing_price_history
+        WHERE listing_id IN (SELECT listing_id FROM listing_price_history
+                             WHERE observed_at > :since AND observed_at <= :until)
+    ) h
+    WHERE h.observed_at > :since AND h.observed_at <= :until AND h.price < h.previous
+    """
+)
+
+
+async def listings_with_price_drops(
+    session: AsyncSession, since: datetime, until: datetime
+) -> list[int]:
+    rows = await session.execute(_DROPPED_SQL, {"since": since, "until": until})
+    return [int(row[0]) for row in rows]
+
+
+async def listings_by_id(session: AsyncSession, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(
+            Listing.id, Listing.vin, Listing.year, Listing.make, Listing.model, Listing.price
+        ).where(Listing.id.in_(list(ids)))
+    )
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+async def add_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert what is new; an event already notified (same user and dedupe key) is not."""
+    if not rows:
+        return 0
+    result = await session.execute(
+        insert(Notification)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["user_id", "dedupe_key"])
+        .returning(Notification.id)
+    )
+    return len(result.scalars().all())
+
+
+async def set_last_alerted(session: AsyncSession, search_ids: Sequence[int], at: datetime) -> None:
+    if search_ids:
+        await session.execute(
+            update(SavedSearch)
+            .where(SavedSearch.id.in_(list(search_ids)))
+            .values(last_alerted_at=at)
+        )
+
+
+async def undelivered(session: AsyncSession, limit: int, max_attempts: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT n.id, n.user_id, u.email, n.kind, n.title, n.payload, n.created_at
+            FROM notifications n JOIN users u ON u.id = n.user_id
+            WHERE n.delivered_at IS NULL AND n.delivery_attempts < :max_attempts
+            ORDER BY n.created_at, n.id
+            LIMIT :limit
+            """
+        ),
+        {"limit": limit, "max_attempts": max_attempts},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def mark_delivery(
+    session: AsyncSession, ids: Sequence[int], *, delivered: bool, now: datetime
+) -> None:
+    values: dict[str, Any] = {"delivery_attempts": Notification.delivery_attempts + 1}
+    if delivered:
+        values["delivered_at"] = now
+    await session.execute(
+        update(Notification).where(Notification.id.in_(list(ids))).values(**values)
+    )
