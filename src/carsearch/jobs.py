@@ -25,13 +25,21 @@ async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
     await context.app.job_manager.delete_old_jobs(nb_hours=FINISHED_JOBS_KEPT_HOURS)
 
 
+_tasks: procrastinate.App | None = None
+
+
 def create_job_app(dsn: str) -> procrastinate.App:
-    app = procrastinate.App(
-        connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=4),
-    )
+    """The job app on `dsn`. Blueprints can join one app per process (joining renames
+    their tasks), so the tasks are gathered once and later apps share them."""
+    global _tasks
+    connector = PsycopgConnector(conninfo=dsn, min_size=1, max_size=4)
+    if _tasks is not None:
+        return _tasks.with_connector(connector)
+    app = procrastinate.App(connector=connector)
     app.add_tasks_from(queue_maintenance, namespace="maintenance")
     app.add_tasks_from(search_jobs, namespace="search")
     app.add_tasks_from(ingest_jobs, namespace="ingest")
     app.add_tasks_from(user_jobs, namespace="users")
     register_schedules(app)
+    _tasks = app
     return app

@@ -19,3 +19,12 @@ def test_each_source_runs_on_its_cron_and_details_and_redecoding_are_jobs() -> N
     assert scrape.lock == "scrape-carscom"
     assert scrape.queueing_lock == "scrape-carscom"
     assert app.tasks["ingest:scrape_carscom_details"].lock == "scrape-carscom"
+
+
+def test_alerts_run_every_five_minutes_one_at_a_time() -> None:
+    app = create_job_app("postgresql://localhost/unused")
+    schedules = {
+        (task.task.name, task.cron) for task in app.periodic_registry.periodic_tasks.values()
+    }
+    assert ("users:carsearch.users.tasks.send_alerts", "*/5 * * * *") in schedules
+    assert app.tasks["users:carsearch.users.tasks.send_alerts"].lock == "alerts"
