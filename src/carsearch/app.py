@@ -118,12 +118,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
         elif isinstance(exc, Unauthorized):
-            # RFC 6750: say which scheme, and why the token was refused.
-            reason = exc.message.replace('"', "'")
-            headers = {
-                "WWW-Authenticate": f'Bearer realm="carsearch", error="invalid_token", '
-                f'error_description="{reason}"'
-            }
+            # RFC 6750: name the scheme; say why a token was refused, and nothing more when
+            # there was no token at all.
+            challenge = 'Bearer realm="carsearch"'
+            if not (isinstance(exc, InvalidToken) and exc.missing):
+                reason = exc.message.replace('"', "'")
+                challenge += f', error="invalid_token", error_description="{reason}"'
+            headers = {"WWW-Authenticate": challenge}
         return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -133,7 +134,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if first is None:
             message = "invalid request"
         elif len(first["loc"]) > 1:
-            message = f"invalid {first['loc'][-1]}: {first['message']}"
+            # The field, not the position in a list ("body_styles", not "0").
+            field = next(part for part in reversed(first["loc"]) if not part.isdigit())
+            message = f"invalid {field}: {first['message']}"
         else:  # a rule across several fields, such as an ordered range
             message = f"invalid parameters: {first['message']}"
         return error_response(422, "validation_error", message, details)

@@ -50,7 +50,7 @@ def bearer_token(request: Request) -> str | None:
 async def current_user(request: Request, db: DbSession, auth: Auth) -> User:
     token = bearer_token(request)
     if not token:
-        raise InvalidToken("missing access token")
+        raise InvalidToken("missing access token", missing=True)
     return await auth.user_for_access_token(db, token)
 
 
@@ -167,7 +167,7 @@ async def refresh_tokens(
     signs the whole session out."""
     token = (body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE)
     if not token:
-        raise InvalidToken("missing refresh token")
+        raise InvalidToken("missing refresh token", missing=True)
     pair = await auth.refresh(db, token)
     return _token_response(pair, request.app.state.settings)
 

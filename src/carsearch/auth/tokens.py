@@ -30,9 +30,10 @@ class InvalidToken(Unauthorized):
     """The token is missing, malformed, expired, of the wrong type or revoked (401, with a
     `WWW-Authenticate` challenge naming the reason)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"invalid token: {reason}")
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(reason if missing else f"invalid token: {reason}")
         self.reason = reason
+        self.missing = missing  # no token was sent at all
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,8 @@ class Preferences(BaseModel):
 
 
 class ProfileUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Stripped before the length rules: a name of spaces is no name.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(
         None,
@@ -66,7 +67,7 @@ class FavoriteEntry(BaseModel):
 
 
 class SavedSearchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(
         min_length=1,
