@@ -29,6 +29,7 @@ from carsearch.auth.routes import ACCESS_COOKIE
 from carsearch.auth.routes import dev_router as dev_auth_router
 from carsearch.auth.routes import router as auth_router
 from carsearch.auth.service import AuthService
+from carsearch.auth.store import create_refresh_store
 from carsearch.auth.tokens import InvalidToken
 from carsearch.config import Settings, get_settings
 from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
@@ -267,6 +268,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         finally:
             if app.state.rate_limiter is not None:
                 await app.state.rate_limiter.close()
+            await app.state.auth_service.refresh_store.close()
             if app.state.auth_service.oidc is not None:
                 await app.state.auth_service.oidc.aclose()
             if app.state.search_log is not None:
@@ -292,7 +294,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.search_service = SearchService(IndexReader(IndexStore(settings.index_dir)))
     app.state.search_cache = None  # set by the lifespan, as is the search log
     app.state.search_log = None
-    app.state.auth_service = AuthService(settings, _oidc_client(settings))
+    app.state.auth_service = AuthService(
+        settings, _oidc_client(settings), create_refresh_store(settings.redis_url)
+    )
     _install_error_handlers(app)
     if settings.rate_limit_enabled:
         # Inside CORS, so that a 429 carries CORS headers a browser can read.

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-from redis import Redis
-from redis.exceptions import RedisError
+from redis_for_tests import redis_url
 from sqlalchemy.engine import URL
 
 from carsearch.db.engine import libpq_dsn
@@ -18,18 +15,6 @@ from carsearch.search.cache import MemoryCache, RedisCache, cache_key
 from carsearch.search.indexer import rebuild_index
 from carsearch.search.schemas import SearchParams
 from carsearch.search.store import IndexStore
-
-
-def redis_url() -> str:
-    """REDIS_URL when set (CI sets it: Redis must be there); else the local default."""
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except (RedisError, OSError):
-        if "REDIS_URL" in os.environ:
-            raise
-        pytest.skip("no Redis at 127.0.0.1:6379 (set REDIS_URL to run this test)")
-    return url
 
 
 def test_equal_searches_share_a_key() -> None:

@@ -95,6 +95,14 @@ async def refresh_token_for_update(
     return None if row is None else (row[0], row[1])
 
 
+async def session_for_update(session: AsyncSession, session_id: str) -> AuthSession | None:
+    return (
+        await session.execute(
+            select(AuthSession).where(AuthSession.id == session_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
 async def revoke_session(
     session: AsyncSession, session_id: str, reason: str, now: datetime
 ) -> None:

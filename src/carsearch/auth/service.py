@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carsearch.auth import repository
 from carsearch.auth.oidc import OidcClient
+from carsearch.auth.store import PostgresRefreshStore, RefreshStore
 from carsearch.auth.tokens import (
     InvalidToken,
     TokenIssuer,
@@ -36,10 +37,16 @@ class TokenPair:
 
 
 class AuthService:
-    def __init__(self, settings: Settings, oidc: OidcClient | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        oidc: OidcClient | None,
+        refresh_store: RefreshStore | None = None,
+    ) -> None:
         self.settings = settings
         self.issuer = TokenIssuer(settings.secret_key, settings.access_token_minutes)
         self.oidc = oidc
+        self.refresh_store: RefreshStore = refresh_store or PostgresRefreshStore()
         self.refresh_lifetime = timedelta(days=settings.refresh_token_days)
 
     def _provider(self) -> OidcClient:
@@ -91,7 +98,7 @@ class AuthService:
     ) -> TokenPair:
         refresh = new_refresh_token()
         refresh_expires = now + self.refresh_lifetime
-        await repository.add_refresh_token(db, token_hash(refresh), session_id, refresh_expires)
+        await self.refresh_store.add(db, token_hash(refresh), session_id, refresh_expires)
         access, access_expires = self.issuer.access_token(user.id, session_id, now)
         return TokenPair(user, access, access_expires, refresh, refresh_expires)
 
@@ -99,19 +106,18 @@ class AuthService:
         """A new pair for a refresh token, which is used up. A used token presented again
         means someone else has it: the whole session is revoked."""
         now = datetime.now(UTC)
-        found = await repository.refresh_token_for_update(db, token_hash(refresh_token))
-        if found is None:
+        record = await self.refresh_store.take(db, token_hash(refresh_token))
+        if record is None:
             raise InvalidToken("unknown refresh token")
-        stored, auth_session = found
-        if auth_session.revoked_at is not None:
+        auth_session = await repository.session_for_update(db, record.session_id)
+        if auth_session is None or auth_session.revoked_at is not None:
             raise InvalidToken("session signed out")
-        if stored.used_at is not None:
+        if record.was_used:
             await repository.revoke_session(db, auth_session.id, "refresh token reused", now)
             await db.commit()
             raise InvalidToken("refresh token already used: the session is revoked")
-        if stored.expires_at <= now:
+        if record.expires_at <= now:
             raise InvalidToken("refresh token expired")
-        stored.used_at = now
         auth_session.last_used_at = now
         user = await db.get(User, auth_session.user_id)
         if user is None:
@@ -125,8 +131,7 @@ class AuthService:
         now = datetime.now(UTC)
         session_id = None
         if refresh_token:
-            found = await repository.refresh_token_for_update(db, token_hash(refresh_token))
-            session_id = found[1].id if found else None
+            session_id = await self.refresh_store.session_of(db, token_hash(refresh_token))
         if session_id is None and access_token:
             try:
                 session_id = self.issuer.decode_access(access_token).session_id
