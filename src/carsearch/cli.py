@@ -564,9 +564,15 @@ def run(
             seed=42,
             reset=False,
         )
+    import psycopg
+
+    from carsearch.search.repository import database_identity
     from carsearch.search.store import IndexStore
 
-    if not IndexStore(settings.index_dir).exists():
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        database = database_identity(conn)
+    if not IndexStore(settings.index_dir).exists(database):
+        # None yet, of an older schema, or copied from another database.
         _rebuild_index(settings, url)
     configure_logging(settings.log_level)
     server = uvicorn.Server(

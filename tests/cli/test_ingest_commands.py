@@ -88,7 +88,9 @@ def test_scrape_refuses_bad_options(args: list[str], expected: str) -> None:
     assert expected in error_line(result)
 
 
-def test_scrape_from_the_demo_site_with_a_summary(make_database: Callable[[], URL]) -> None:
+def test_scrape_from_the_demo_site_with_a_summary(
+    make_database: Callable[[], URL], tmp_path: Path
+) -> None:
     url = make_database()
     engine = create_sync_engine(url)
     migrate.upgrade(engine)
@@ -97,6 +99,8 @@ def test_scrape_from_the_demo_site_with_a_summary(make_database: Callable[[], UR
         "DATABASE_URL": url.render_as_string(hide_password=False),
         "CARSEARCH_CARSCOM_MIN_INTERVAL_SECONDS": "0",
         "CARSEARCH_VPIC_ENABLED": "false",
+        # Never the developer's own index under var/.
+        "CARSEARCH_VAR_DIR": str(tmp_path / "var"),
     }
     with serving(create_demo_site()) as demo:
         result = carsearch(

@@ -13,7 +13,14 @@ from sqlalchemy.engine import URL
 from carsearch.db import migrate
 from carsearch.db.engine import create_sync_engine, libpq_dsn
 from carsearch.search.indexer import current_lag_seconds, rebuild_index, sync_index
-from carsearch.search.store import IndexMissing, IndexReader, IndexStore, WriterBusy
+from carsearch.search.repository import database_identity
+from carsearch.search.store import (
+    IndexMissing,
+    IndexOfAnotherDatabase,
+    IndexReader,
+    IndexStore,
+    WriterBusy,
+)
 from carsearch.seed.service import seed_inventory
 
 
@@ -107,3 +114,23 @@ def test_one_writer_at_a_time(small_inventory: str, tmp_path: Path) -> None:
         with pytest.raises(WriterBusy):
             rebuild_index(store, small_inventory)
     assert sync_index(store, small_inventory).lag_seconds == 0
+
+
+def test_an_index_follows_only_the_database_it_was_built_from(
+    small_inventory: str, make_database: Callable[[], URL], tmp_path: Path
+) -> None:
+    store = IndexStore(tmp_path / "index")
+    rebuild_index(store, small_inventory)
+    with psycopg.connect(small_inventory) as conn:
+        built_from = database_identity(conn)
+    assert store.exists(built_from)
+    other_url = make_database()
+    engine = create_sync_engine(other_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    other = libpq_dsn(other_url)
+    with psycopg.connect(other) as conn:
+        assert database_identity(conn) != built_from
+        assert not store.exists(database_identity(conn))  # `carsearch run` rebuilds it
+    with pytest.raises(IndexOfAnotherDatabase):
+        sync_index(store, other)

@@ -15,6 +15,7 @@ from carsearch.search.documents import SCHEMA_VERSION, listing_document
 from carsearch.search.store import (
     WRITER_HEAP_BYTES,
     IndexMissing,
+    IndexOfAnotherDatabase,
     IndexStore,
     SyncState,
     open_index,
@@ -54,6 +55,7 @@ def rebuild_index(
             # Read before the rows: whatever changes during the rebuild is newer than
             # this, so the next sync picks it up.
             position = repository.latest_change(conn)
+            database = repository.database_identity(conn)
         generation = store.new_generation()
         try:
             index = open_index(generation, create=True)
@@ -74,6 +76,7 @@ def rebuild_index(
                     synced_at=datetime.now(UTC),
                     documents=documents,
                     schema=SCHEMA_VERSION,
+                    database=database,
                 ),
             )
         except BaseException:
@@ -98,6 +101,8 @@ def sync_index(store: IndexStore, dsn: str) -> SyncReport:
             state.position - SYNC_OVERLAP if state.position else datetime(1970, 1, 1, tzinfo=UTC)
         )
         with psycopg.connect(dsn) as conn:
+            if state.database is not None and state.database != repository.database_identity(conn):
+                raise IndexOfAnotherDatabase
             rows = repository.listings_changed_since(conn, since)
             position = max([state.position, *(row.updated_at for row in rows)], key=_sortable)
             if rows:
@@ -114,6 +119,7 @@ def sync_index(store: IndexStore, dsn: str) -> SyncReport:
                     synced_at=datetime.now(UTC),
                     documents=state.documents,
                     schema=state.schema,
+                    database=state.database,
                 ),
             )
             lag = lag_seconds(conn, position)

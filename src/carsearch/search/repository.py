@@ -71,6 +71,19 @@ def listings_changed_since(conn: psycopg.Connection, since: datetime) -> list[Li
         return cursor.fetchall()
 
 
+def database_identity(conn: psycopg.Connection) -> str:
+    """This database, told apart from others without special privileges: its name and
+    object id, and the server's address (none for a local socket)."""
+    row = conn.execute(
+        "SELECT current_database() || '/' || d.oid::text || '@'"
+        " || coalesce(host(inet_server_addr()), 'socket') || ':'"
+        " || coalesce(inet_server_port()::text, '')"
+        " FROM pg_database d WHERE d.datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def latest_change(conn: psycopg.Connection) -> datetime | None:
     row = conn.execute(
         "SELECT GREATEST((SELECT max(updated_at) FROM listings),"

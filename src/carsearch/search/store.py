@@ -41,6 +41,10 @@ class IndexOutdated(IndexMissing):
     """The index was built with another schema version (`carsearch reindex` rebuilds it)."""
 
 
+class IndexOfAnotherDatabase(IndexMissing):
+    """The index was built from another database (DATABASE_URL changed): rebuild it."""
+
+
 class WriterBusy(Exception):
     """Another process holds the index writer (a rebuild or a sync in progress)."""
 
@@ -53,6 +57,9 @@ class SyncState:
     synced_at: datetime | None = None
     documents: int = 0
     schema: int = 0  # the SCHEMA_VERSION the generation was built with
+    # Which database it copies ("<system identifier>/<database name>"): an index is only
+    # ever synced from, and reused for, the database it was built from.
+    database: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -61,6 +68,7 @@ class SyncState:
                 "synced_at": self.synced_at.isoformat() if self.synced_at else None,
                 "documents": self.documents,
                 "schema": self.schema,
+                "database": self.database,
             }
         )
 
@@ -72,6 +80,7 @@ class SyncState:
             synced_at=datetime.fromisoformat(raw["synced_at"]) if raw.get("synced_at") else None,
             documents=int(raw.get("documents") or 0),
             schema=int(raw.get("schema") or 0),
+            database=raw.get("database"),
         )
 
 
@@ -89,14 +98,13 @@ class IndexStore:
         except FileNotFoundError:
             return None
 
-    def exists(self) -> bool:
-        """A current index of this code's schema version."""
+    def exists(self, database: str | None = None) -> bool:
+        """A current index of this code's schema version (built from `database`, if given)."""
         generation = self.current_generation()
-        return (
-            generation is not None
-            and (generation / "meta.json").exists()
-            and self.read_sync_state(generation).schema == SCHEMA_VERSION
-        )
+        if generation is None or not (generation / "meta.json").exists():
+            return False
+        state = self.read_sync_state(generation)
+        return state.schema == SCHEMA_VERSION and (database is None or state.database == database)
 
     def check_schema(self, generation: Path) -> None:
         if self.read_sync_state(generation).schema != SCHEMA_VERSION:

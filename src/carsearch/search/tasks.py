@@ -13,7 +13,13 @@ from carsearch.config import get_settings
 from carsearch.db.engine import libpq_dsn, resolve_database_url
 from carsearch.search.indexer import sync_index
 from carsearch.search.repository import delete_search_queries_before
-from carsearch.search.store import IndexMissing, IndexOutdated, IndexStore, WriterBusy
+from carsearch.search.store import (
+    IndexMissing,
+    IndexOfAnotherDatabase,
+    IndexOutdated,
+    IndexStore,
+    WriterBusy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ async def sync_search_index(context: JobContext, timestamp: int) -> None:
         await asyncio.to_thread(sync_index, IndexStore(settings.index_dir), dsn)
     except WriterBusy:
         logger.info("search sync skipped: a rebuild holds the index writer")
+    except IndexOfAnotherDatabase:
+        logger.warning("search sync skipped: the index copies another database (reindex)")
     except IndexOutdated:
         logger.warning("search sync skipped: old index schema (run `carsearch reindex`)")
     except IndexMissing:
