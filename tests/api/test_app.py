@@ -87,3 +87,13 @@ def test_cors_origins_read_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) ->
 def test_database_url_must_be_postgresql() -> None:
     with pytest.raises(ValidationError, match="postgresql"):
         Settings(database_url="mysql://root@localhost/x")
+
+
+def test_production_refuses_the_development_sign_in() -> None:
+    with pytest.raises(ValueError, match="AUTH_DEV_LOGIN"):
+        Settings(env="production", secret_key="x" * 40, auth_dev_login=True)
+
+
+async def test_development_sign_in_exists_only_when_turned_on(client: AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/dev-login", json={"email": "a@example.com"})
+    assert response.status_code == 404
