@@ -31,11 +31,15 @@ from carsearch.auth.routes import router as auth_router
 from carsearch.auth.service import AuthService
 from carsearch.auth.store import create_refresh_store
 from carsearch.auth.tokens import InvalidToken
+from carsearch.chat.providers import LocalProvider
+from carsearch.chat.routes import router as chat_router
+from carsearch.chat.service import ChatService
 from carsearch.config import Settings, get_settings
 from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
 from carsearch.dealers.geo import zip_centroid
 from carsearch.dealers.routes import router as dealers_router
 from carsearch.errors import CarSearchError, RateLimited, Unauthorized
+from carsearch.ingest.normalize import Catalog
 from carsearch.listings.routes import router as listings_router
 from carsearch.observability.middleware import RequestContextMiddleware
 from carsearch.observability.routes import router as operations_router
@@ -294,6 +298,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.search_service = SearchService(IndexReader(IndexStore(settings.index_dir)))
     app.state.search_cache = None  # set by the lifespan, as is the search log
     app.state.search_log = None
+    app.state.chat_service = ChatService(
+        LocalProvider(Catalog.from_packaged()), app.state.search_service
+    )
     app.state.auth_service = AuthService(
         settings, _oidc_client(settings), create_refresh_store(settings.redis_url)
     )
@@ -327,7 +334,14 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.add_middleware(RequestContextMiddleware)
     app.include_router(operations_router)
     # The search router's /listings comes first; /listings/{vin} is the listings router's.
-    for router in (search_router, listings_router, dealers_router, auth_router, users_router):
+    for router in (
+        search_router,
+        listings_router,
+        dealers_router,
+        auth_router,
+        users_router,
+        chat_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.auth_dev_login:
         app.include_router(dev_auth_router, prefix=API_PREFIX)

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_from: str = "CarSearch <alerts@carsearch.example>"
 
+    # The assistant: "local" needs no network and no model.
+    chat_provider: Literal["local"] = "local"
+    # Anonymous conversations are forgotten this long after their last message.
+    chat_anonymous_retention_hours: int = Field(default=72, ge=1, le=24 * 365)
+
     @property
     def oidc_redirect(self) -> str:
         return self.oidc_redirect_uri or (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import procrastinate
 from procrastinate import Blueprint, JobContext, PsycopgConnector
 
+from carsearch.chat.tasks import chat_jobs
 from carsearch.ingest.tasks import ingest_jobs, register_schedules
 from carsearch.search.tasks import search_jobs
 from carsearch.users.tasks import user_jobs
@@ -40,6 +41,7 @@ def create_job_app(dsn: str) -> procrastinate.App:
     app.add_tasks_from(search_jobs, namespace="search")
     app.add_tasks_from(ingest_jobs, namespace="ingest")
     app.add_tasks_from(user_jobs, namespace="users")
+    app.add_tasks_from(chat_jobs, namespace="chat")
     register_schedules(app)
     _tasks = app
     return app

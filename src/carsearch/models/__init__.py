@@ -2,6 +2,7 @@
 
 from carsearch.models.analytics import SearchQuery
 from carsearch.models.auth import AuthRequest, AuthSession, Notification, RefreshToken
+from carsearch.models.chat import ChatConversation, ChatMessage
 from carsearch.models.dealers import Dealer
 from carsearch.models.ingest import ScrapeRun, SourceState, VinDecode
 from carsearch.models.listings import Listing, ListingPriceHistory, ListingSource
@@ -11,6 +12,8 @@ from carsearch.models.users import SavedSearch, User, UserFavorite
 __all__ = [
     "AuthRequest",
     "AuthSession",
+    "ChatConversation",
+    "ChatMessage",
     "Dealer",
     "Listing",
     "ListingPriceHistory",
