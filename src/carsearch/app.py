@@ -287,7 +287,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         version=__version__,
         description=(
             "Search used and new car listings: filters, facets, ZIP radius, price history, "
-            "accounts with favorites and alerts. Every response is an envelope: "
+            "accounts with favorites and alerts, and an assistant that answers with cited "
+            "listings. Every response is an envelope: "
             '`{"data": ..., "meta": ...}` or `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,
@@ -321,9 +322,10 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         allow_origins=settings.cors_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Client-Id"],
         expose_headers=[
             "X-Request-ID",
+            "X-Client-Id",
             "X-Cache",
             "Retry-After",
             "RateLimit-Limit",

@@ -140,6 +140,14 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_rate_limits(cls, value: str) -> str:
+        from carsearch.ratelimit import parse_rules
+
+        parse_rules(value)  # raises ValueError naming what is wrong
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:

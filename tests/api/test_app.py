@@ -97,3 +97,8 @@ def test_production_refuses_the_development_sign_in() -> None:
 async def test_development_sign_in_exists_only_when_turned_on(client: AsyncClient) -> None:
     response = await client.post("/api/v1/auth/dev-login", json={"email": "a@example.com"})
     assert response.status_code == 404
+
+
+def test_bad_rate_limits_are_a_settings_error() -> None:
+    with pytest.raises(ValueError, match="search=120/60"):
+        Settings(rate_limits="search=abc")
