@@ -31,7 +31,9 @@ from carsearch.auth.routes import router as auth_router
 from carsearch.auth.service import AuthService
 from carsearch.auth.store import create_refresh_store
 from carsearch.auth.tokens import InvalidToken
-from carsearch.chat.providers import LocalProvider
+from carsearch.chat.anthropic_provider import AnthropicProvider
+from carsearch.chat.openai_provider import OpenAIProvider
+from carsearch.chat.providers import ChatProvider, LocalProvider
 from carsearch.chat.routes import router as chat_router
 from carsearch.chat.service import ChatService
 from carsearch.config import Settings, get_settings
@@ -232,6 +234,24 @@ def _caller(auth: AuthService) -> Callable[[Scope], str]:
     return identify
 
 
+def _chat_provider(settings: Settings) -> ChatProvider:
+    if settings.chat_provider == "anthropic":
+        return AnthropicProvider(
+            api_key=settings.chat_api_key or "",
+            model=settings.chat_model or "claude-sonnet-4-5",
+            base_url=settings.chat_base_url,
+            timeout_seconds=settings.chat_timeout_seconds,
+        )
+    if settings.chat_provider == "openai":
+        return OpenAIProvider(
+            api_key=settings.chat_api_key or "",
+            model=settings.chat_model or "gpt-4o-mini",
+            base_url=settings.chat_base_url,
+            timeout_seconds=settings.chat_timeout_seconds,
+        )
+    return LocalProvider(Catalog.from_packaged())
+
+
 def _oidc_client(settings: Settings) -> OidcClient | None:
     if not (settings.oidc_client_id and settings.oidc_client_secret):
         return None  # sign-in answers 503 "not configured" until these are set
@@ -272,6 +292,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         finally:
             if app.state.rate_limiter is not None:
                 await app.state.rate_limiter.close()
+            provider = app.state.chat_service.provider
+            for closing in ("aclose", "close"):
+                if hasattr(provider, closing):
+                    await getattr(provider, closing)()
+                    break
             await app.state.auth_service.refresh_store.close()
             if app.state.auth_service.oidc is not None:
                 await app.state.auth_service.oidc.aclose()
@@ -299,9 +324,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.search_service = SearchService(IndexReader(IndexStore(settings.index_dir)))
     app.state.search_cache = None  # set by the lifespan, as is the search log
     app.state.search_log = None
-    app.state.chat_service = ChatService(
-        LocalProvider(Catalog.from_packaged()), app.state.search_service
-    )
+    app.state.chat_service = ChatService(_chat_provider(settings), app.state.search_service)
     app.state.auth_service = AuthService(
         settings, _oidc_client(settings), create_refresh_store(settings.redis_url)
     )

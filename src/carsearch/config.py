@@ -117,8 +117,13 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_from: str = "CarSearch <alerts@carsearch.example>"
 
-    # The assistant: "local" needs no network and no model.
-    chat_provider: Literal["local"] = "local"
+    # The assistant: "local" needs no network and no model; "anthropic" and "openai" use
+    # the vendors' SDKs (a base URL lets an OpenAI-compatible local server answer).
+    chat_provider: Literal["local", "anthropic", "openai"] = "local"
+    chat_api_key: str | None = None
+    chat_model: str | None = None  # default: claude-sonnet-4-5 or gpt-4o-mini
+    chat_base_url: str | None = None
+    chat_timeout_seconds: float = Field(default=30, gt=0, le=300)
     # Anonymous conversations are forgotten this long after their last message.
     chat_anonymous_retention_hours: int = Field(default=72, ge=1, le=24 * 365)
 
@@ -157,6 +162,14 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _chat_provider_needs_a_key(self) -> Settings:
+        if self.chat_provider != "local" and not self.chat_api_key:
+            raise ValueError(
+                f"CARSEARCH_CHAT_PROVIDER={self.chat_provider} needs CARSEARCH_CHAT_API_KEY"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_login_in_production(self) -> Settings:

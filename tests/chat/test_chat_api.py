@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from app_settings import settings_for_tests
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from carsearch.app import create_app
 from carsearch.chat.citations import cite
 from carsearch.chat.providers import Answer, ChatContext, ChatTools, ProviderFailed
 from carsearch.chat.schemas import ShownListing
@@ -190,3 +192,11 @@ async def test_a_failing_provider_keeps_the_message_and_the_history_intact(
     assert [m["role"] for m in history["messages"]] == ["user", "assistant", "user"]
     assert history["messages"][-1]["content"] == "cheaper"
     assert history["filters"] == first["filters"]  # the search context is unchanged
+
+
+@pytest.mark.parametrize("name", ["anthropic", "openai"])
+def test_the_provider_is_chosen_by_setting_and_needs_a_key(name: str) -> None:
+    app = create_app(settings_for_tests(chat_provider=name, chat_api_key="test-key"))
+    assert app.state.chat_service.provider.name == name
+    with pytest.raises(ValueError, match="CARSEARCH_CHAT_API_KEY"):
+        settings_for_tests(chat_provider=name)
