@@ -200,3 +200,33 @@ def test_the_provider_is_chosen_by_setting_and_needs_a_key(name: str) -> None:
     assert app.state.chat_service.provider.name == name
     with pytest.raises(ValueError, match="CARSEARCH_CHAT_API_KEY"):
         settings_for_tests(chat_provider=name)
+
+
+async def test_a_signed_in_users_conversation_is_theirs_and_uses_their_preferences(
+    start_app: Any, search_index: Any
+) -> None:
+    async with start_app(search_index, auth_dev_login=True) as (_app, client):
+        tokens = []
+        for who in ("ann", "bob"):
+            signed = await client.post(
+                "/api/v1/auth/dev-login",
+                json={"email": f"{who}-{uuid.uuid4().hex[:6]}@example.com"},
+            )
+            tokens.append({"Authorization": f"Bearer {signed.json()['data']['access_token']}"})
+        ann, bob = tokens
+        saved = await client.put(
+            "/api/v1/user/profile",
+            json={"preferences": {"home_zip": "10001", "radius": 100, "price_max": 40000}},
+            headers=ann,
+        )
+        assert saved.status_code == 200
+        answer = (await client.post("/api/v1/chat", json={"message": "toyota"}, headers=ann)).json()
+        filters = answer["data"]["filters"]
+        assert (filters["zip"], filters["radius"], filters["price_max"]) == ("10001", 100, 40000)
+        conversation = {"conversation_id": answer["data"]["conversation_id"]}
+        mine = await client.get("/api/v1/chat/history", params=conversation, headers=ann)
+        assert mine.status_code == 200
+        theirs = await client.get("/api/v1/chat/history", params=conversation, headers=bob)
+        assert theirs.status_code == 404
+        anonymous = await client.get("/api/v1/chat/history", params=conversation, headers=CLIENT)
+        assert anonymous.status_code == 404
