@@ -114,11 +114,20 @@ def _no_progress(stage: str, done: int, total: int | None) -> None:
 
 
 def ingest_connection(dsn: str) -> psycopg.Connection:
-    """The connection a run writes through. Commits do not wait for the disk: a crash can
-    lose the last moments of pages, which the next run reads again (storing is idempotent),
-    and a page still commits whole or not at all. Measured: 1,200 -> 2,000 new listings/s."""
+    """The connection a run writes through.
+
+    - Commits do not wait for the disk: a crash can lose the last moments of pages, which
+      the next run reads again (storing is idempotent); a page still commits whole or not
+      at all.
+    - Every lookup of a run goes by a key with an index, so scans are ruled out. This
+      matters for the foreign-key checks PostgreSQL plans once per connection: planned
+      while `listings` is small (a new database), they scan it, and each new listing then
+      reads all the others. Measured, 5,000 new listings into an empty database: 1,800/s
+      with scans allowed, 3,965/s without.
+    """
     conn = psycopg.connect(dsn, autocommit=True)
     conn.execute("SET synchronous_commit = off")
+    conn.execute("SET enable_seqscan = off")
     return conn
 
 
