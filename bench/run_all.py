@@ -10,6 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
+failed: list[str] = []
 for script, arguments in (
     ("seed_bench.py", []),
     ("index_bench.py", ["--listings", "100000", "--runs", "3"]),
@@ -18,4 +19,9 @@ for script, arguments in (
     ("load/run.py", []),
 ):
     print(f"== {script} {' '.join(arguments)}", flush=True)
-    subprocess.run([sys.executable, str(HERE / script), *arguments], check=True)
+    finished = subprocess.run([sys.executable, str(HERE / script), *arguments], check=False)
+    if finished.returncode != 0:
+        failed.append(script)
+
+if failed:
+    sys.exit(f"benchmarks that did not finish: {', '.join(failed)}")
