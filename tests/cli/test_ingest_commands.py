@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from loopback import serving
+from recordings import CARSCOM_PAGES
 from sqlalchemy.engine import URL
 
 from carsearch.db import migrate
 from carsearch.db.engine import create_sync_engine
 from carsearch.ingest.demo_site import create_demo_site
 
-PAGES = Path(__file__).parents[1] / "fixtures" / "carscom"
+PAGES = CARSCOM_PAGES
 
 
 def carsearch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

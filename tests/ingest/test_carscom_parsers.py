@@ -10,9 +10,9 @@ import json
 import re
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 import pytest
+from recordings import CARSCOM_PAGES
 from selectolax.lexbor import LexborHTMLParser
 
 from carsearch.ingest.carscom import (
@@ -27,7 +27,7 @@ from carsearch.ingest.carscom import (
 )
 from carsearch.ingest.records import ScrapedListing, SearchResultsPage
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "carscom"
+FIXTURES = CARSCOM_PAGES
 
 SRP_2025 = "srp_2025-09_used_19102.html"
 SRP_2026 = "srp_2026-05.html"

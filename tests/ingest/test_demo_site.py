@@ -1,11 +1,12 @@
 """The offline cars.com demo site, through ASGI and over a real TCP socket.
 
 What it serves is checked with the project's own parsers against the recorded fixtures
-in tests/fixtures/carscom/, of which the packaged pages must stay exact copies.
+shipped in the package; a digest per page keeps them as recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import sys
@@ -13,12 +14,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from protego import Protego
+from recordings import CARSCOM_PAGES
 from selectolax.lexbor import LexborHTMLParser
 
 from carsearch.ingest.carscom import (
@@ -29,7 +30,7 @@ from carsearch.ingest.carscom import (
 )
 from carsearch.ingest.demo_site import create_demo_site
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "carscom"
+FIXTURES = CARSCOM_PAGES
 PACKAGED_PAGES = files("carsearch.ingest") / "demo_pages"
 
 DEALER_USED_LISTING_ID = "3715142b-250e-4689-a303-e5924eb2ceaa"
@@ -55,12 +56,36 @@ async def demo_client(**options: Any) -> AsyncIterator[httpx.AsyncClient]:
 # The packaged copies
 
 
-def test_packaged_pages_are_exact_copies_of_the_fixtures() -> None:
-    fixture_names = {path.name for path in FIXTURES.iterdir()}
-    packaged_names = {entry.name for entry in PACKAGED_PAGES.iterdir()} - {"README.md"}
-    assert packaged_names == fixture_names
-    for name in sorted(fixture_names):
-        assert (PACKAGED_PAGES / name).read_bytes() == (FIXTURES / name).read_bytes(), name
+# The recordings as captured: a page edited by hand would no longer be what the site sent.
+RECORDED_SHA256 = {
+    "challenge_2026-07_cloudflare_403.html": (
+        "033a1e0a7c1d2809c0e0a3d8f9f3233dfa434a928a93f547d88ef934d2a52d6a"
+    ),
+    "srp_2025-09_used_19102.html": (
+        "b3ff2c0f5a0d27bd096f1ffdbbb8da126ead9f6f851be4daf5dca55e0418b234"
+    ),
+    "srp_2026-05.html": ("c8593a014ee76be4660fc6db11d6f417e970a9fc9f01a2a42275907753bf126e"),
+    "srp_card_2026-05_price_drop.html": (
+        "1aae0d26e0be1c294e43249cbf96affa0ac8534acfc8265125c09735a41b1633"
+    ),
+    "vdp_2016_vehicle_not_found.html": (
+        "ef853e358247848bcded725ef990cdcf244c81e7b11720e3dfc2257e0914a276"
+    ),
+    "vdp_2025-08_private_seller.html": (
+        "d06184a6822480ddb2ead53e2fd94f07e914a40bcf3850e5081a1c5a38cc2d9a"
+    ),
+    "vdp_2026-05_dealer_used.html": (
+        "9e31b285b71acdce5f51234a3ea8e2d4d596dbf7ef893b3a770352e4b58ba28e"
+    ),
+    "robots_excerpt.txt": ("30e726ee182d8ab8fd17a021aaeafd6ad661e8c8201ba9deb0edfd87c6ace64f"),
+}
+
+
+def test_packaged_pages_are_the_recordings_unedited() -> None:
+    packaged = {entry.name for entry in PACKAGED_PAGES.iterdir()} - {"README.md"}
+    assert packaged == set(RECORDED_SHA256)
+    for name, digest in RECORDED_SHA256.items():
+        assert hashlib.sha256((PACKAGED_PAGES / name).read_bytes()).hexdigest() == digest, name
 
 
 # Results pages

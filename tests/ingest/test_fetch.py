@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from recordings import CARSCOM_PAGES
 
 from carsearch.ingest.fetch import (
     ACCEPT,
@@ -33,7 +33,7 @@ from carsearch.ingest.fetch import (
     retry_after_seconds,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "carscom"
+FIXTURES = CARSCOM_PAGES
 CARSCOM_ROBOTS = (FIXTURES / "robots_excerpt.txt").read_text()
 CHALLENGE_PAGE = (FIXTURES / "challenge_2026-07_cloudflare_403.html").read_bytes()
 

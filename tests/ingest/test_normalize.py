@@ -1,17 +1,17 @@
 """Normalizing scraped values: vocabulary mappers, catalog matching, whole listings.
 
-The real strings come from the recorded cars.com pages in tests/fixtures/carscom, run
-through our parsers; the variants are the common spellings of other sites and dealers.
+The real strings come from the recorded cars.com pages (src/carsearch/ingest/demo_pages),
+run through our parsers; the variants are the common spellings of other sites and dealers.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from functools import cache
-from pathlib import Path
 from typing import get_args
 
 import pytest
+from recordings import CARSCOM_PAGES
 
 from carsearch.ingest.carscom import CarsComPageError, parse_any
 from carsearch.ingest.normalize import (
@@ -37,7 +37,7 @@ from carsearch.listings.vocab import (
     Transmission,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "carscom"
+FIXTURES = CARSCOM_PAGES
 SRP_2025 = "srp_2025-09_used_19102.html"
 SRP_2026 = "srp_2026-05.html"
 CARD_2026 = "srp_card_2026-05_price_drop.html"

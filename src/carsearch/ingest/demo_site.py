@@ -1,7 +1,7 @@
 """An offline stand-in for cars.com that serves real recorded pages.
 
-The pages in `demo_pages/` (unedited copies of `tests/fixtures/carscom/`) are served at
-the paths cars.com uses, so a scraper can run end to end with no network:
+The recorded cars.com pages in `demo_pages/` (unedited; the tests read the same files) are
+served at the paths cars.com uses, so a scraper can run end to end with no network:
 
 - `GET /robots.txt`: a permissive file naming this demo site, or the recorded excerpt of
   cars.com's own (which disallows `/shopping/results/` and `/vehicledetail/`);
