@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 import uuid
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 from httpx import ASGITransport, AsyncClient
 from redis import Redis
-from redis.exceptions import RedisError
+from redis_for_tests import redis_url
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -36,18 +35,6 @@ from carsearch.ratelimit import (
 )
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-
-
-def redis_url() -> str:
-    """REDIS_URL when set (CI sets it: Redis must be there); else the local default."""
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except (RedisError, OSError):
-        if "REDIS_URL" in os.environ:
-            raise
-        pytest.skip("no Redis at 127.0.0.1:6379 (set REDIS_URL to run this test)")
-    return url
 
 
 @pytest.fixture

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_runner import carsearch
 from sqlalchemy.engine import URL
 
 from carsearch.db import migrate
 from carsearch.db.engine import libpq_dsn
-
-
-def carsearch(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "carsearch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess[str], expected: str) -> None:

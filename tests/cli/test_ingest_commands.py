@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_runner import carsearch
 from loopback import serving
 from recordings import CARSCOM_PAGES
 from sqlalchemy.engine import URL
@@ -19,19 +18,6 @@ from carsearch.db.engine import create_sync_engine
 from carsearch.ingest.demo_site import create_demo_site
 
 PAGES = CARSCOM_PAGES
-
-
-def carsearch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "carsearch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=180,
-        check=False,
-    )
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:

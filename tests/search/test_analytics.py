@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cli_runner import carsearch
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
@@ -133,12 +132,4 @@ def test_stats_searches_refuses_a_bad_period(database_url: URL) -> None:
 
 
 def run_cli(*args: str, url: URL) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
-    return subprocess.run(
-        [sys.executable, "-m", "carsearch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return carsearch(*args, env={"DATABASE_URL": url.render_as_string(hide_password=False)})
