@@ -44,15 +44,27 @@ def parse_vin(raw: str) -> str:
 
 
 def days_on_market(listing: Listing, now: datetime) -> int:
+    return market_days(
+        listing.first_seen_at, listing.sold_at, listing.status, listing.last_seen_at, now
+    )
+
+
+def market_days(
+    first_seen_at: datetime,
+    sold_at: datetime | None,
+    status: str,
+    last_seen_at: datetime,
+    now: datetime,
+) -> int:
     """Whole days from first seen to sold; to now while for sale."""
-    if listing.sold_at is not None:
-        end = listing.sold_at
-    elif listing.status == ListingStatus.removed:
+    if sold_at is not None:
+        end = sold_at
+    elif status == ListingStatus.removed:
         # A withdrawn listing stopped counting when it was last seen, not today.
-        end = listing.last_seen_at
+        end = last_seen_at
     else:
         end = now
-    return max(0, (end - listing.first_seen_at) // timedelta(days=1))
+    return max(0, (end - first_seen_at) // timedelta(days=1))
 
 
 def summarize_price_history(points: Sequence[PricePoint], days_on_market: int) -> PriceSummary:

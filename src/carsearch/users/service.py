@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carsearch.dealers.geo import zip_centroid
 from carsearch.errors import Conflict, InvalidInput, NotFound
-from carsearch.listings.service import parse_vin
+from carsearch.listings.service import market_days, parse_vin
 from carsearch.models import User
 from carsearch.search.schemas import ListingSummary, PriceChange
 from carsearch.users import repository
@@ -41,12 +41,6 @@ async def update_profile(db: AsyncSession, user: User, change: ProfileUpdate) ->
 
 
 def _favorite(row: dict[str, Any], now: datetime) -> FavoriteEntry:
-    if row["sold_at"] is not None:
-        end = row["sold_at"]
-    elif row["status"] == "removed":
-        end = row["last_seen_at"]
-    else:
-        end = now
     change = (
         PriceChange(amount=row["change_amount"], changed_at=row["change_at"])
         if row["change_amount"] is not None
@@ -68,7 +62,9 @@ def _favorite(row: dict[str, Any], now: datetime) -> FavoriteEntry:
             dealer_name=row["dealer_name"],
             dealer_city=row["dealer_city"],
             dealer_state=row["dealer_state"],
-            days_on_market=max(0, (end - row["first_seen_at"]) // timedelta(days=1)),
+            days_on_market=market_days(
+                row["first_seen_at"], row["sold_at"], row["status"], row["last_seen_at"], now
+            ),
             last_price_change=change,
         ),
         saved_at=row["saved_at"],
