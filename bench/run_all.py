@@ -16,6 +16,7 @@ for script, arguments in (
     ("index_bench.py", ["--listings", "100000", "--runs", "3"]),
     ("search_bench.py", ["--listings", "10000"]),
     ("ingest_bench.py", []),
+    ("appraisal_bench.py", ["--database"]),
     ("load/run.py", []),
 ):
     print(f"== {script} {' '.join(arguments)}", flush=True)

@@ -97,10 +97,12 @@ def sync_engine(database_url: URL) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def seeded(sync_engine: Engine, database_url: URL) -> int:
-    """A seeded inventory shared by read-only tests; returns the listing count."""
+    """A seeded, appraised inventory shared by read-only tests; returns the listing count."""
+    from carsearch.appraisal.service import appraise_market
     from carsearch.seed.service import seed_inventory
 
     seed_inventory(libpq_dsn(database_url), listings=TEST_SEED_LISTINGS, seed=7)
+    appraise_market(libpq_dsn(database_url))
     return TEST_SEED_LISTINGS
 
 

@@ -12,7 +12,6 @@ from carsearch.appraisal.estimator import (
     Comparable,
     appraise_all,
     rating_for_percent,
-    similar,
 )
 
 CURRENT_YEAR = 2026
@@ -67,7 +66,7 @@ def create_group(
 
 
 def law_of(listing: Comparable) -> float:
-    return law_price(listing.trim, listing.year, listing.mileage, listing.condition)
+    return law_price(listing.trim, listing.year, listing.mileage or 0, listing.condition)
 
 
 def relative_error(appraisal: Appraisal, listing: Comparable) -> float:
@@ -139,6 +138,16 @@ def test_listing_without_price_gets_an_estimate_but_no_rating() -> None:
     assert appraisal.estimate is not None
     assert relative_error(appraisal, priceless) < 0.01
     assert appraisal.comparables == 30
+
+
+def test_used_car_without_mileage_is_neither_rated_nor_a_comparable() -> None:
+    group = create_group(30, seed=2)
+    unknown = replace(group[0], listing_id=999, mileage=None, condition="used")
+    appraisals = appraise_all([*group, unknown], current_year=CURRENT_YEAR)
+    assert appraisals[999] == Appraisal(
+        estimate=None, rating="none", reason="no_mileage", comparables=30
+    )
+    assert appraisals[group[1].listing_id].comparables == 29  # held out: 30 - itself
 
 
 def test_removed_listings_are_appraised_but_are_not_comparables() -> None:
@@ -241,27 +250,3 @@ def test_deterministic_whatever_the_input_order() -> None:
     first = appraise_all(group, current_year=CURRENT_YEAR)
     assert appraise_all(shuffled, current_year=CURRENT_YEAR) == first
     assert appraise_all(group, current_year=CURRENT_YEAR) == first
-
-
-def test_similar_orders_by_year_then_mileage() -> None:
-    base = create_group(1)[0]
-
-    def listing(
-        listing_id: int, year: int, mileage: int, status: str = "active", price: int | None = 1
-    ) -> Comparable:
-        return replace(
-            base, listing_id=listing_id, year=year, mileage=mileage, status=status, price=price
-        )
-
-    subject = listing(1, 2020, 50_000)
-    group = [
-        subject,
-        listing(2, 2020, 80_000),
-        listing(3, 2020, 52_000),
-        listing(4, 2021, 50_000),
-        listing(5, 2015, 50_000),
-        listing(6, 2020, 50_000, status="removed"),
-        listing(7, 2020, 50_000, price=None),
-        listing(8, 2019, 49_000),
-    ]
-    assert [c.listing_id for c in similar(subject, group, k=4)] == [3, 2, 4, 8]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Rating = Literal["great", "good", "fair", "high", "overpriced", "none"]
-NoneReason = Literal["no_price", "too_few_comparables", "new_car", "rare_model"]
+NoneReason = Literal["no_price", "no_mileage", "too_few_comparables", "new_car", "rare_model"]
 
 # A group needs this many comparables for a fit; a model listed fewer times in all (any
 # status, priced or not) is a rare model rather than a thinly priced one.
@@ -61,7 +61,7 @@ class Comparable:
     model: str
     trim: str
     year: int
-    mileage: int
+    mileage: int | None  # unknown mileage leaves a used car out (new cars need none)
     condition: str  # "new" | "used" | "cpo"
     price: int | None
     status: str  # "active" | "sold" | "removed"
@@ -78,7 +78,12 @@ class Appraisal:
 
 
 def is_comparable(listing: Comparable) -> bool:
-    return listing.status in COMPARABLE_STATUSES and listing.price is not None and listing.price > 0
+    return (
+        listing.status in COMPARABLE_STATUSES
+        and listing.price is not None
+        and listing.price > 0
+        and (listing.mileage is not None or listing.condition == "new")
+    )
 
 
 def rating_for_percent(percent: float) -> Rating:
@@ -104,15 +109,6 @@ def appraise_all(listings: Sequence[Comparable], *, current_year: int) -> dict[i
     return appraisals
 
 
-def similar(listing: Comparable, group: Sequence[Comparable], k: int = 5) -> list[Comparable]:
-    """The k comparables closest in model year, then mileage: the appraisal's evidence."""
-    candidates = [c for c in group if c.listing_id != listing.listing_id and is_comparable(c)]
-    candidates.sort(
-        key=lambda c: (abs(c.year - listing.year), abs(c.mileage - listing.mileage), c.listing_id)
-    )
-    return candidates[:k]
-
-
 # -- the fit per group ---------------------------------------------------------------
 
 
@@ -126,7 +122,7 @@ class _Design:
     def row(self, listing: Comparable) -> list[float]:
         age = float(self.current_year - listing.year)
         is_new = listing.condition == "new"
-        row = [1.0, age, 0.0 if is_new else math.log1p(max(0, listing.mileage))]
+        row = [1.0, age, 0.0 if is_new else math.log1p(max(0, listing.mileage or 0))]
         if self.cpo:
             row.append(1.0 if listing.condition == "cpo" else 0.0)
         if self.new:
@@ -182,7 +178,7 @@ def _appraise_group(group: list[Comparable], current_year: int) -> dict[int, App
     appraisals: dict[int, Appraisal] = {}
     for listing in group:
         early = _reason_before_fit(listing, include_new)
-        if early == "new_car":
+        if early in ("new_car", "no_mileage"):
             appraisals[listing.listing_id] = _unrated(early, len(kept))
             continue
         row = design.row(listing)
@@ -206,6 +202,8 @@ def _reason_before_fit(listing: Comparable, include_new: bool) -> NoneReason | N
         return "new_car"
     if listing.price is None or listing.price <= 0:
         return "no_price"
+    if listing.mileage is None and listing.condition != "new":
+        return "no_mileage"
     return None
 
 

@@ -12,9 +12,11 @@ from carsearch.listings.vocab import (
     BodyStyle,
     Color,
     Condition,
+    DealRating,
     Drivetrain,
     FuelType,
     ListingStatus,
+    NoRatingReason,
     Transmission,
 )
 
@@ -87,6 +89,60 @@ class ListingSourceEntry(BaseModel):
     )
 
 
+class ComparableListing(BaseModel):
+    """A listing like this one that the market value was read from."""
+
+    vin: str = Field(description="the comparable's VIN", examples=["1HGCV1F39LA012345"])
+    year: int = Field(description="model year", examples=[2020])
+    trim: str | None = Field(description="trim level", examples=["EX-L"])
+    mileage: int | None = Field(description="odometer reading in miles", examples=[28_400])
+    price: int = Field(description="asking (or final) price in US dollars", examples=[25_900])
+    condition: Condition = Field(description="new, used or certified pre-owned", examples=["used"])
+    status: ListingStatus = Field(description="for sale, or recently sold", examples=["active"])
+    distance_miles: float | None = Field(
+        description="miles between the two dealers; null when either location is unknown",
+        examples=[12.4],
+    )
+
+
+class DealExplanation(BaseModel):
+    """How the asking price compares with the market, and the evidence."""
+
+    rating: DealRating = Field(
+        description="great (10%+ below the estimate), good (5-10% below), fair (within 5%), "
+        "high (5-10% above), overpriced (10%+ above), or none",
+        examples=["good"],
+    )
+    reason: NoRatingReason | None = Field(
+        description="why there is no rating: no_price, no_mileage, too_few_comparables, "
+        "new_car (too few new ones to compare with) or rare_model; null when rated",
+        examples=[None],
+    )
+    estimate: int | None = Field(
+        description="estimated market value in US dollars, from comparable listings",
+        examples=[26_430],
+    )
+    difference: int | None = Field(
+        description="asking price minus the estimate, in dollars (negative: below market)",
+        examples=[-1_440],
+    )
+    percent: float | None = Field(
+        description="the difference as a percentage of the estimate, 1 decimal",
+        examples=[-5.4],
+    )
+    comparables: int = Field(
+        description="how many listings of the same model the estimate was read from",
+        examples=[184],
+    )
+    appraised_at: datetime = Field(
+        description="when the listing was last appraised", examples=["2026-11-26T04:30:00Z"]
+    )
+    examples: list[ComparableListing] = Field(
+        description="a few of the closest comparables: same trim first, then nearest model "
+        "year and mileage"
+    )
+
+
 class ListingDetail(BaseModel):
     """Everything a shopper sees on a listing's page."""
 
@@ -143,3 +199,6 @@ class ListingDetail(BaseModel):
         examples=[{"source": "vpic", "model_year": 2021, "make": "HONDA", "model": "Accord"}],
     )
     price_summary: PriceSummary = Field(description="the price history in a few numbers")
+    deal: DealExplanation | None = Field(
+        description="market value and deal rating; null until the listing is appraised"
+    )

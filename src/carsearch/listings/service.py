@@ -11,6 +11,8 @@ from carsearch.dealers.service import dealer_profile
 from carsearch.errors import InvalidInput, NotFound
 from carsearch.listings import repository
 from carsearch.listings.schemas import (
+    ComparableListing,
+    DealExplanation,
     ListingDetail,
     ListingSourceEntry,
     PriceHistory,
@@ -19,7 +21,7 @@ from carsearch.listings.schemas import (
 )
 from carsearch.listings.vin import has_vin_shape, normalize_vin
 from carsearch.listings.vocab import ListingStatus
-from carsearch.models import Listing
+from carsearch.models import Listing, ListingAppraisal
 
 _FORBIDDEN_VIN_LETTERS = frozenset("IOQ")
 _SHOWN_INPUT_LIMIT = 40
@@ -104,7 +106,7 @@ async def get_listing_detail(
     found = await repository.listing_detail_by_vin(session, vin)
     if found is None:
         raise NotFound(f"no listing with VIN {vin}")
-    listing, dealer, sources, history = found
+    listing, dealer, sources, history, appraisal = found
     points = [PricePoint.model_validate(point) for point in history]
     market_days = days_on_market(listing, now or datetime.now(UTC))
     return ListingDetail(
@@ -136,7 +138,39 @@ async def get_listing_detail(
         sources=[ListingSourceEntry.model_validate(source) for source in sources],
         specs=listing.vin_decoded,
         price_summary=summarize_price_history(points, market_days),
+        deal=await _deal_explanation(session, listing, appraisal),
     )
+
+
+async def _deal_explanation(
+    session: AsyncSession, listing: Listing, appraisal: ListingAppraisal | None
+) -> DealExplanation | None:
+    if appraisal is None:
+        return None
+    examples = (
+        await repository.closest_comparables(session, listing)
+        if appraisal.estimate is not None
+        else []
+    )
+    return DealExplanation(
+        rating=appraisal.rating,
+        reason=appraisal.reason,
+        estimate=appraisal.estimate,
+        difference=appraisal.difference,
+        percent=appraisal.percent,
+        comparables=appraisal.comparables,
+        appraised_at=appraisal.appraised_at,
+        examples=[
+            ComparableListing.model_validate(
+                {**row, "distance_miles": _rounded(row["distance_miles"])}
+            )
+            for row in examples
+        ],
+    )
+
+
+def _rounded(miles: float | None) -> float | None:
+    return None if miles is None else round(miles, 1)
 
 
 async def get_price_history(

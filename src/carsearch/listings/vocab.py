@@ -89,3 +89,22 @@ class RunStatus(StrEnum):
 class SourceStatus(StrEnum):
     ok = "ok"
     blocked = "blocked"
+
+
+class DealRating(StrEnum):
+    """How an asking price compares with the estimated market value (see docs/APPRAISAL.md)."""
+
+    great = "great"
+    good = "good"
+    fair = "fair"
+    high = "high"
+    overpriced = "overpriced"
+    none = "none"  # not rated: see NoRatingReason
+
+
+class NoRatingReason(StrEnum):
+    no_price = "no_price"
+    no_mileage = "no_mileage"
+    too_few_comparables = "too_few_comparables"
+    new_car = "new_car"
+    rare_model = "rare_model"

@@ -1,6 +1,7 @@
 """All tables, imported here so that Alembic and the app see the whole metadata."""
 
 from carsearch.models.analytics import SearchQuery
+from carsearch.models.appraisals import ListingAppraisal
 from carsearch.models.auth import AuthRequest, AuthSession, Notification, RefreshToken
 from carsearch.models.chat import ChatConversation, ChatMessage
 from carsearch.models.dealers import Dealer
@@ -16,6 +17,7 @@ __all__ = [
     "ChatMessage",
     "Dealer",
     "Listing",
+    "ListingAppraisal",
     "ListingPriceHistory",
     "ListingSource",
     "Make",

@@ -25,6 +25,7 @@ KEYWORD_FIELDS = (
     "interior_color",
     "condition",
     "status",
+    "deal_rating",
 )
 NUMERIC_FIELDS = ("year", "price", "mileage", "dealer_id", "first_seen", "sold")
 # Range filters read these instead of price and mileage: a value on every document (MISSING
@@ -33,10 +34,15 @@ NUMERIC_FIELDS = ("year", "price", "mileage", "dealer_id", "first_seen", "sold")
 RANGE_FIELDS = {"price": "price_range", "mileage": "mileage_range"}
 MISSING = -1
 # Bumped whenever the schema changes: an index of another version is rebuilt, not read.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Sort keys pack a tie-breaker (the listing id) under the value, so equal prices always
 # come back in the same order and pages never overlap.
-SORT_FIELDS = ("sort_price", "sort_mileage", "sort_year", "sort_newest")
+SORT_FIELDS = ("sort_price", "sort_mileage", "sort_year", "sort_newest", "sort_deal")
+# best_deal orders by percent below the estimate, in hundredths of a percent shifted to
+# stay non-negative; listings without a rating come after every rated one.
+_DEAL_OFFSET = 10_000  # -100.00%
+_DEAL_MAX = 1_000_000  # +9,900%
+_DEAL_UNRATED = _DEAL_MAX + 1
 _ID_BITS = 2**24
 
 
@@ -61,6 +67,8 @@ def build_schema() -> tantivy.Schema:
     builder.add_float_field("dealer_longitude", stored=True)
     builder.add_integer_field("last_price_change", stored=True)
     builder.add_integer_field("last_price_change_at", stored=True)
+    builder.add_integer_field("deal_estimate", stored=True)
+    builder.add_float_field("deal_percent", stored=True)
     return builder.build()
 
 
@@ -98,6 +106,9 @@ class ListingRow:
     dealer_longitude: float | None
     last_price_change: int | None
     last_price_change_at: datetime | None
+    deal_rating: str | None
+    deal_estimate: int | None
+    deal_percent: float | None
 
 
 def _sort_key(value: int, listing_id: int) -> int:
@@ -164,4 +175,12 @@ def listing_document(row: ListingRow) -> tantivy.Document:
     if row.last_price_change is not None and row.last_price_change_at is not None:
         doc.add_integer("last_price_change", row.last_price_change)
         doc.add_integer("last_price_change_at", int(row.last_price_change_at.timestamp()))
+    if row.deal_estimate is not None:
+        doc.add_integer("deal_estimate", row.deal_estimate)
+    if row.deal_percent is not None and row.deal_rating not in (None, "none"):
+        doc.add_float("deal_percent", row.deal_percent)
+        deal_key = min(_DEAL_MAX, max(0, round(row.deal_percent * 100) + _DEAL_OFFSET))
+    else:
+        deal_key = _DEAL_UNRATED
+    doc.add_integer("sort_deal", _sort_key(deal_key, row.id))
     return doc

@@ -13,7 +13,7 @@ import tantivy
 from carsearch.listings.vocab import ListingStatus
 from carsearch.search.documents import KEYWORD_FIELDS as KEYWORD_FILTERS
 from carsearch.search.documents import RANGE_FIELDS
-from carsearch.search.schemas import ListingSummary, PriceChange, SearchFilters
+from carsearch.search.schemas import DealSummary, ListingSummary, PriceChange, SearchFilters
 
 # earthdistance's earth() radius, so distances agree with the SQL that finds dealers.
 EARTH_RADIUS_MILES = 6_378_168 / 1_609.344
@@ -169,4 +169,16 @@ def summary_from_document(
             else None
         ),
         distance_miles=distance,
+        deal=_deal(document),
+    )
+
+
+def _deal(document: dict[str, list[Any]]) -> DealSummary | None:
+    rating = _first(document, "deal_rating")
+    if rating is None:
+        return None
+    return DealSummary(
+        rating=rating,
+        estimate=_first(document, "deal_estimate"),
+        percent=_first(document, "deal_percent"),
     )

@@ -19,12 +19,15 @@ _SELECT_ROWS = """
 SELECT l.id, l.vin, l.status, l.condition, l.year, l.make, l.model, l.trim, l.body_style,
        l.drivetrain, l.fuel_type, l.transmission, l.exterior_color, l.interior_color,
        l.mileage, l.price, l.dealer_id, l.images, l.features, l.description,
-       l.first_seen_at, l.sold_at, GREATEST(l.updated_at, d.updated_at) AS updated_at,
+       l.first_seen_at, l.sold_at,
+       GREATEST(l.updated_at, d.updated_at, a.updated_at) AS updated_at,
        d.name AS dealer_name, d.city AS dealer_city, d.state AS dealer_state,
        d.latitude AS dealer_latitude, d.longitude AS dealer_longitude,
-       change.amount AS last_price_change, change.observed_at AS last_price_change_at
+       change.amount AS last_price_change, change.observed_at AS last_price_change_at,
+       a.rating AS deal_rating, a.estimate AS deal_estimate, a.percent AS deal_percent
 FROM listings l
 LEFT JOIN dealers d ON d.id = l.dealer_id
+LEFT JOIN listing_appraisals a ON a.listing_id = l.id
 LEFT JOIN LATERAL (
     SELECT h.price - lag(h.price) OVER (ORDER BY h.observed_at, h.id) AS amount, h.observed_at
     FROM listing_price_history h
@@ -53,7 +56,7 @@ def count_listings(dsn: str) -> int:
 
 
 def listings_changed_since(conn: psycopg.Connection, since: datetime) -> list[ListingRow]:
-    """Listings whose row or whose dealer's row changed after `since`."""
+    """Listings whose row, dealer's row or appraisal changed after `since`."""
     with conn.cursor(row_factory=class_row(ListingRow)) as cursor:
         cursor.execute(
             _SELECT_ROWS
@@ -63,6 +66,8 @@ def listings_changed_since(conn: psycopg.Connection, since: datetime) -> list[Li
                 UNION
                 SELECT l2.id FROM listings l2 JOIN dealers d2 ON d2.id = l2.dealer_id
                 WHERE d2.updated_at > %(since)s
+                UNION
+                SELECT listing_id FROM listing_appraisals WHERE updated_at > %(since)s
             )
             ORDER BY updated_at
             """,
@@ -87,7 +92,8 @@ def database_identity(conn: psycopg.Connection) -> str:
 def latest_change(conn: psycopg.Connection) -> datetime | None:
     row = conn.execute(
         "SELECT GREATEST((SELECT max(updated_at) FROM listings),"
-        " (SELECT max(updated_at) FROM dealers))"
+        " (SELECT max(updated_at) FROM dealers),"
+        " (SELECT max(updated_at) FROM listing_appraisals))"
     ).fetchone()
     return row[0] if row else None
 
@@ -99,6 +105,8 @@ SELECT LEAST(
     (SELECT min(updated_at) FROM listings
      WHERE CAST(%(p)s AS timestamptz) IS NULL OR updated_at > CAST(%(p)s AS timestamptz)),
     (SELECT min(updated_at) FROM dealers
+     WHERE CAST(%(p)s AS timestamptz) IS NOT NULL AND updated_at > CAST(%(p)s AS timestamptz)),
+    (SELECT min(updated_at) FROM listing_appraisals
      WHERE CAST(%(p)s AS timestamptz) IS NOT NULL AND updated_at > CAST(%(p)s AS timestamptz)))
 """
 

@@ -12,6 +12,7 @@ from carsearch.listings.vocab import (
     BodyStyle,
     Color,
     Condition,
+    DealRating,
     Drivetrain,
     FuelType,
     ListingStatus,
@@ -33,6 +34,7 @@ FACET_FIELDS = (
     "exterior_color",
     "interior_color",
     "condition",
+    "deal_rating",
 )
 _FACET_NAME = "(?:" + "|".join(FACET_FIELDS) + ")"
 FACETS_PATTERN = rf"^\s*(?:{_FACET_NAME}\s*(?:,\s*{_FACET_NAME}\s*)*)?$"
@@ -47,6 +49,7 @@ class SortOrder(StrEnum):
     year_desc = "year_desc"
     newest = "newest"
     distance = "distance"
+    best_deal = "best_deal"  # furthest below the estimated market value first
 
 
 class SearchFilters(BaseModel):
@@ -82,6 +85,12 @@ class SearchFilters(BaseModel):
     )
     condition: list[Condition] = Field(
         [], description="new, used or cpo (repeatable).", examples=[["used", "cpo"]]
+    )
+    deal_rating: list[DealRating] = Field(
+        [],
+        description="Deal rating against the estimated market value (repeatable): great, "
+        "good, fair, high, overpriced, or none (not rated).",
+        examples=[["great", "good"]],
     )
     year_min: Count | None = Field(
         None, ge=1981, le=2100, description="Oldest model year.", examples=[2018]
@@ -211,6 +220,21 @@ class PriceChange(BaseModel):
     changed_at: datetime = Field(description="When it changed.")
 
 
+class DealSummary(BaseModel):
+    rating: DealRating = Field(
+        description="great, good, fair, high, overpriced, or none when it cannot be rated "
+        "(the listing's page says why).",
+        examples=["good"],
+    )
+    estimate: int | None = Field(
+        description="Estimated market value in USD, from comparable listings.", examples=[25400]
+    )
+    percent: float | None = Field(
+        description="Asking price against the estimate, percent (negative: below market).",
+        examples=[-5.5],
+    )
+
+
 class ListingSummary(BaseModel):
     vin: str = Field(description="Vehicle identification number.", examples=["4T1G11AK5MU123456"])
     year: int = Field(description="Model year.", examples=[2021])
@@ -229,6 +253,9 @@ class ListingSummary(BaseModel):
     dealer_state: str | None = Field(description="Dealer's state.", examples=["TX"])
     days_on_market: int = Field(description="Days since first seen (until sold).", examples=[12])
     last_price_change: PriceChange | None = Field(description="Most recent price change, if any.")
+    deal: DealSummary | None = Field(
+        None, description="Deal rating against the market; null until the listing is appraised."
+    )
     distance_miles: float | None = Field(
         None, description="Great-circle miles from the searched ZIP; only with zip.", examples=[8.4]
     )

@@ -50,6 +50,7 @@ _SORT_FIELDS: dict[SortOrder, tuple[str, tantivy.Order]] = {
     SortOrder.mileage_asc: ("sort_mileage", tantivy.Order.Asc),
     SortOrder.year_desc: ("sort_year", tantivy.Order.Desc),
     SortOrder.newest: ("sort_newest", tantivy.Order.Desc),
+    SortOrder.best_deal: ("sort_deal", tantivy.Order.Asc),
 }
 _ENUM_FIELDS = (
     "body_style",
@@ -59,6 +60,7 @@ _ENUM_FIELDS = (
     "exterior_color",
     "interior_color",
     "condition",
+    "deal_rating",
 )
 
 
