@@ -44,6 +44,7 @@ from carsearch.errors import CarSearchError, RateLimited, Unauthorized
 from carsearch.ingest.normalize import Catalog
 from carsearch.listings.routes import router as listings_router
 from carsearch.observability.middleware import RequestContextMiddleware
+from carsearch.observability.multiprocess import forget_this_process
 from carsearch.observability.routes import router as operations_router
 from carsearch.ratelimit import (
     RateLimitMiddleware,
@@ -306,6 +307,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
                 await app.state.search_cache.close()
             if owned_engine is not None:
                 await owned_engine.dispose()
+            forget_this_process()
 
     app = FastAPI(
         title="CarSearch API",

@@ -8,7 +8,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -26,7 +26,8 @@ from carsearch.config import Settings, get_settings
 from carsearch.db import migrate as migrations
 from carsearch.db.engine import create_sync_engine, describe, libpq_dsn, resolve_database_url
 from carsearch.errors import SetupError
-from carsearch.observability.logging import configure_logging
+from carsearch.observability.logging import configure_logging, logging_config
+from carsearch.observability.multiprocess import forget_this_process, use_metrics_dir
 
 app = typer.Typer(
     help="CarSearch: car listings collected, searched and watched.",
@@ -136,6 +137,39 @@ def _seed(settings: Settings, url: URL, listings: int, seed: int, reset: bool) -
         f"seeded {report.listings:,} listings at {report.dealers:,} dealers "
         f"in {report.seconds:.1f} s"
     )
+    _appraise(url)
+
+
+def _appraise(url: URL) -> None:
+    from carsearch.appraisal.service import appraise_market
+
+    with _progress() as progress:
+        task = progress.add_task("appraising listings", total=None)
+        report = appraise_market(
+            libpq_dsn(url),
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    rated = report.listings - report.ratings["none"]
+    share = rated / report.listings if report.listings else 0.0
+    console.print(
+        f"appraised {report.listings:,} active listings of {report.models:,} models "
+        f"in {report.seconds:.1f} s: {rated:,} rated ({share:.0%}), {report.changed:,} changed"
+    )
+    for rating in ("great", "good", "fair", "high", "overpriced"):
+        console.print(f"  {rating:<11}{report.ratings[rating]:>9,}")
+    for reason, count in report.reasons.most_common():
+        console.print(f"  none: {reason:<21}{count:>9,}")
+
+
+@app.command()
+@clear_errors
+def appraise() -> None:
+    """Estimate every active listing's market value and deal rating, now."""
+    settings = _settings()
+    url, engine = _database(settings)
+    _require_head(engine)
+    engine.dispose()
+    _appraise(url)
 
 
 @app.command()
@@ -158,10 +192,18 @@ def seed(
 
 
 def _require_head(engine: Engine) -> None:
+    """The schema this code needs is there: at its head, or a newer release's (rolling
+    deploys migrate first; see docs/DEPLOYMENT.md)."""
     current, head = migrations.current_revision(engine), migrations.head_revision()
-    if current != head:
+    state = migrations.schema_state(current)
+    if state == "behind":
         raise SetupError(
             f"database schema at {current or 'base'}, code expects {head}: run `carsearch migrate`"
+        )
+    if state == "ahead":
+        console.print(
+            f"[yellow]note:[/yellow] database schema at {current}, newer than this release's "
+            f"{head}: fine while a deploy rolls out"
         )
 
 
@@ -494,6 +536,9 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    # Before the app is imported: its worker processes, and a job worker started with the
+    # same settings, add up their metrics through this directory.
+    use_metrics_dir(settings.metrics_multiprocess_dir, remove_stale=True)
     configure_logging(settings.log_level)
     _url, engine = _database(settings)
     _require_head(engine)
@@ -504,9 +549,25 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        log_config=None,
+        # Applied again in each worker process, which starts with no logging set up.
+        log_config=logging_config(settings.log_level),
         access_log=False,
     )
+
+
+@contextlib.asynccontextmanager
+async def _following_the_database(settings: Settings, url: URL) -> AsyncIterator[None]:
+    """This machine's search index follows the database while the block runs."""
+    from carsearch.search.store import IndexStore
+    from carsearch.search.tasks import follow_database
+
+    follower = asyncio.create_task(follow_database(IndexStore(settings.index_dir), libpq_dsn(url)))
+    try:
+        yield
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
 
 
 @app.command()
@@ -514,8 +575,10 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
 ) -> None:
-    """Run the job worker: scheduled and queued background jobs."""
+    """Run the job worker: scheduled and queued jobs; keeps this machine's search index current."""
     settings = _settings()
+    # Shared with `serve`, whose /metrics reports the jobs; files of the API stay.
+    use_metrics_dir(settings.metrics_multiprocess_dir, remove_stale=False)
     configure_logging(settings.log_level)
     url, engine = _database(settings)
     _require_head(engine)
@@ -525,11 +588,14 @@ def worker(
     job_app = create_job_app(libpq_dsn(url))
 
     async def work() -> None:
-        async with job_app.open_async():
+        async with job_app.open_async(), _following_the_database(settings, url):
             await job_app.run_worker_async(concurrency=concurrency)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(work())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(work())
+    finally:
+        forget_this_process()
 
 
 @app.command()
@@ -545,10 +611,12 @@ def run(
     """Everything for a laptop: database, migrations, seed data, the API and the worker."""
     import uvicorn
 
+    settings = _settings()
+    use_metrics_dir(settings.metrics_multiprocess_dir, remove_stale=True)
+
     from carsearch.app import create_app
     from carsearch.jobs import create_job_app
 
-    settings = _settings()
     host, port = host or settings.host, port or settings.port
     url, engine = _database(settings)
     console.print(f"database  {describe(url)}")
@@ -583,7 +651,7 @@ def run(
     job_app = create_job_app(libpq_dsn(url))
 
     async def serve_and_work() -> None:
-        async with job_app.open_async():
+        async with job_app.open_async(), _following_the_database(settings, url):
             worker_task = asyncio.create_task(
                 job_app.run_worker_async(concurrency=4, install_signal_handlers=False)
             )
@@ -598,8 +666,11 @@ def run(
         f"CarSearch at http://{host}:{port}  (API docs: http://{host}:{port}/docs, "
         f"http://{host}:{port}/redoc; Ctrl-C stops)"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_and_work())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_and_work())
+    finally:
+        forget_this_process()
     console.print("stopped")
 
 

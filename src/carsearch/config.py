@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     embedded_db_name: str = "carsearch"
     # None means <var_dir>/index
     search_index_dir: Path | None = None
+    # Where the API processes and the job worker share their metrics (multiprocess mode of
+    # prometheus-client); the commands that start them set it up. None means <var_dir>/metrics
+    metrics_dir: Path | None = None
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_connect_timeout: int = Field(default=5, ge=1, le=120)
@@ -195,6 +198,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.search_index_dir or self.var_dir / "index"
+
+    @property
+    def metrics_multiprocess_dir(self) -> Path:
+        return self.metrics_dir or self.var_dir / "metrics"
 
     @property
     def uses_embedded_db(self) -> bool:

@@ -32,6 +32,7 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], expected: st
         "worker",
         "migrate",
         "seed",
+        "appraise",
         "reindex",
         "db",
         "db status",
@@ -84,6 +85,11 @@ def test_migrate_and_seed_on_a_server(make_database: Callable[[], URL]) -> None:
     seeded = carsearch("seed", "--listings", "50", env=env)
     assert seeded.returncode == 0, seeded.stderr
     assert "seeded 50 listings" in seeded.stderr
+    assert "appraised " in seeded.stderr  # a seeded market is rated at once
+    appraised = carsearch("appraise", env=env)
+    assert appraised.returncode == 0, appraised.stderr
+    assert "appraising listings" in appraised.stderr  # the progress bar
+    assert re.search(r"appraised \d+ active listings .* 0 changed", appraised.stderr)
     status = carsearch("db", "status", env=env)
     assert re.search(r"^listings\s+50$", status.stderr, re.MULTILINE)
     down = carsearch("migrate", "--to", "0001", env=env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from carsearch.search.store import (
     IndexStore,
     WriterBusy,
 )
+from carsearch.search.tasks import follow_database
 from carsearch.seed.service import seed_inventory
 
 
@@ -134,3 +136,37 @@ def test_an_index_follows_only_the_database_it_was_built_from(
         assert not store.exists(database_identity(conn))  # `carsearch run` rebuilds it
     with pytest.raises(IndexOfAnotherDatabase):
         sync_index(store, other)
+
+
+async def test_every_worker_keeps_its_own_index_following_the_database(
+    small_inventory: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two machines, two indexes: each worker's loop syncs its own, with no job queued."""
+    stores = [IndexStore(tmp_path / "machine-1"), IndexStore(tmp_path / "machine-2")]
+    rebuild_index(stores[0], small_inventory)
+    followers = [
+        asyncio.create_task(follow_database(store, small_inventory, interval=0.05))
+        for store in stores
+    ]
+    try:
+        await asyncio.sleep(0.3)
+        # The second machine has no index yet: said once, not on every tick.
+        skipped = [r for r in caplog.records if "no index yet" in r.getMessage()]
+        assert len(skipped) == 1
+        rebuild_index(stores[1], small_inventory)
+        with psycopg.connect(small_inventory) as conn:
+            changed = conn.execute(
+                "UPDATE listings SET price = 12345 WHERE id = (SELECT min(id) FROM listings)"
+                " RETURNING vin"
+            ).fetchone()
+        assert changed is not None
+        readers = [IndexReader(store) for store in stores]
+        for _ in range(100):
+            if all(_price_of(reader, changed[0]) == 12345 for reader in readers):
+                break
+            await asyncio.sleep(0.05)
+        assert [_price_of(reader, changed[0]) for reader in readers] == [12345, 12345]
+    finally:
+        for follower in followers:
+            follower.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)

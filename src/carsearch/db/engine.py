@@ -69,13 +69,19 @@ def create_sync_engine(url: URL) -> Engine:
 
 
 def create_async_db_engine(url: URL, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    # Imported here, not with this module: the commands import it before they set up the
+    # metrics directory, which prometheus-client must see when it is first imported.
+    from carsearch.observability.metrics import instrument_pool
+
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=settings.db_pool_recycle_seconds,
     )
+    instrument_pool(engine, capacity=settings.db_pool_size + settings.db_max_overflow)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

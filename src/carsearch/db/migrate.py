@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -47,6 +49,24 @@ def head_revision() -> str | None:
 def known_revisions() -> set[str]:
     script = ScriptDirectory.from_config(alembic_config())
     return {rev.revision for rev in script.walk_revisions()}
+
+
+SchemaState = Literal["current", "ahead", "behind"]
+
+
+def schema_state(current: str | None) -> SchemaState:
+    """How the database's revision compares with this code's.
+
+    "ahead" is a revision this code does not know: a newer release migrated first. Its
+    migrations only add (expand, then contract a release later: docs/DEPLOYMENT.md), so the
+    old code keeps working while the new one rolls out; "behind" means `carsearch migrate`
+    has not run.
+    """
+    if current == head_revision():
+        return "current"
+    if current is None or current in known_revisions():
+        return "behind"
+    return "ahead"
 
 
 def current_revision(engine: Engine) -> str | None:

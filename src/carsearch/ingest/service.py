@@ -40,12 +40,28 @@ from carsearch.ingest.vin_cache import CachedVinDecoder
 from carsearch.ingest.vin_decode import VinDecoder
 from carsearch.ingest.vpic import VpicClient
 from carsearch.listings.vocab import BodyStyle, RunStatus
+from carsearch.observability.metrics import (
+    SCRAPE_BLOCKED,
+    SCRAPE_LISTINGS,
+    SCRAPE_PAGES,
+    SCRAPE_RUNS,
+)
 
 logger = logging.getLogger(__name__)
 
 SOURCE = carscom.SOURCE
 # A run left "running" this long ago belonged to a process that died.
 STALE_RUN = timedelta(hours=6)
+LISTING_CHANGES = ("new", "updated", "unchanged", "sold")
+
+# The source's series start at zero, so that rates and alerts see them before any event.
+for _status in (RunStatus.succeeded, RunStatus.failed, RunStatus.blocked):
+    SCRAPE_RUNS.labels(SOURCE, _status.value)
+for _kind in ("search", "detail"):
+    SCRAPE_PAGES.labels(SOURCE, _kind)
+for _change in LISTING_CHANGES:
+    SCRAPE_LISTINGS.labels(SOURCE, _change)
+SCRAPE_BLOCKED.labels(SOURCE)
 
 
 class SourceBlocked(SetupError):
@@ -255,6 +271,7 @@ class CarsComRun:
             "scrape run finished",
             extra={"run_id": report.run_id, "status": report.status.value, **self.counts.as_row()},
         )
+        count_run(report.status, self.counts)
 
     async def _run(self, conn: psycopg.Connection, report: RunReport) -> None:
         request = self.request
@@ -282,6 +299,7 @@ class CarsComRun:
                     logger.warning("results page %d unreadable: %s", page, exc)
                     continue
                 self.counts.pages_fetched += 1
+                SCRAPE_PAGES.labels(SOURCE, "search").inc()
                 if area_pages is None:
                     area_pages = parsed.total_pages
                 report.total_pages = min(area_pages or page, request.max_pages)
@@ -304,6 +322,7 @@ class CarsComRun:
         try:
             result = await fetcher.fetch(url)
         except RobotsDisallowed:
+            count_refusal()
             raise RunStopped(
                 RunStatus.failed,
                 f"robots.txt disallows {url}; CarSearch honours it unless an operator who "
@@ -311,6 +330,8 @@ class CarsComRun:
             ) from None
         except FetchFailed as failure:
             self.counts.errors += 1
+            if failure.status == 429:
+                count_refusal()
             if first:
                 raise RunStopped(RunStatus.failed, f"{url}: {failure}") from None
             logger.warning("stopping at a page that failed: %s", failure)
@@ -413,6 +434,8 @@ async def fetch_detail(
     try:
         result = await fetcher.fetch(url)
     except (RobotsDisallowed, FetchFailed) as failure:
+        if isinstance(failure, RobotsDisallowed) or failure.status == 429:
+            count_refusal()
         counts.errors += 1
         logger.warning("detail page not fetched: %s", failure)
         return
@@ -420,6 +443,7 @@ async def fetch_detail(
     if reason is not None:
         raise RunStopped(RunStatus.blocked, reason)
     counts.pages_fetched += 1
+    SCRAPE_PAGES.labels(SOURCE, "detail").inc()
     if result.status >= 400:
         counts.skipped["detail_unavailable"] += 1
         return
@@ -451,6 +475,21 @@ async def fetch_detail(
         seen_at,
     )
     counts.price_changes += detail_counts.price_changes
+
+
+def count_run(status: RunStatus, counts: RunCounts) -> None:
+    """A finished run in the metrics: its outcome, what it did to listings, a block."""
+    SCRAPE_RUNS.labels(SOURCE, status.value).inc()
+    changes = (counts.listings_new, counts.listings_updated, counts.listings_unchanged)
+    for change, number in zip(LISTING_CHANGES, (*changes, counts.sold), strict=True):
+        SCRAPE_LISTINGS.labels(SOURCE, change).inc(number)
+    if status is RunStatus.blocked:
+        count_refusal()
+
+
+def count_refusal() -> None:
+    """The source refused us: a challenge page, robots.txt, or 429s past every retry."""
+    SCRAPE_BLOCKED.labels(SOURCE).inc()
 
 
 class DecoderScope:

@@ -28,6 +28,7 @@ from carsearch.ingest.service import (
     RunStopped,
     ScrapeRequest,
     SourceBlocked,
+    count_refusal,
     fetch_detail,
     fetch_policy,
     ingest_connection,
@@ -37,6 +38,7 @@ from carsearch.ingest.vin_cache import CachedVinDecoder
 from carsearch.ingest.vin_decode import VinDecoder
 from carsearch.ingest.vpic import VpicClient
 from carsearch.listings.vocab import RunStatus
+from carsearch.observability.jobs import defer_job
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +73,19 @@ async def scrape_carscom(context: JobContext, timestamp: int | None = None) -> N
         raise RuntimeError(f"scrape run {report.run_id} failed: {report.error}")
     ids = [item.source_listing_id for item in report.new_listings]
     for start in range(0, len(ids), DETAIL_BATCH):
-        await scrape_carscom_details.defer_async(
-            listing_ids=ids[start : start + DETAIL_BATCH], run_id=report.run_id
+        await defer_job(
+            scrape_carscom_details,
+            listing_ids=ids[start : start + DETAIL_BATCH],
+            run_id=report.run_id,
         )
     if report.counts.listings_new or report.counts.listings_updated or report.counts.sold:
         from carsearch.search.tasks import sync_search_index
 
         # Right after the run, not at the next tick; the queueing lock keeps it single.
         with contextlib.suppress(AlreadyEnqueued):
-            await context.app.configure_task(sync_search_index.name).defer_async(
-                timestamp=int(datetime.now(UTC).timestamp())
+            await defer_job(
+                context.app.configure_task(sync_search_index.name),
+                timestamp=int(datetime.now(UTC).timestamp()),
             )
 
 
@@ -109,6 +114,8 @@ async def scrape_carscom_details(listing_ids: list[str], run_id: int) -> None:
                         conn, fetcher, decoder, catalog, request, listing_id, counts, started
                     )
                 except RunStopped as stop:
+                    if stop.status is RunStatus.blocked:
+                        count_refusal()
                     logger.warning("detail pages stopped: %s", stop.reason)
                     break
     logger.info("detail pages done", extra={"run_id": run_id, **counts.as_row()})

@@ -14,6 +14,7 @@ import psycopg
 
 from carsearch.ingest import repository
 from carsearch.ingest.vin_decode import DecodedVin, VinDecoder, decode_offline
+from carsearch.observability.metrics import VIN_DECODES
 
 
 class CachedVinDecoder:
@@ -28,6 +29,7 @@ class CachedVinDecoder:
         wanted = list(dict.fromkeys(vins))
         cached = await asyncio.to_thread(repository.cached_decodes, self.conn, wanted)
         decoded = {vin: DecodedVin.from_json(document) for vin, document in cached.items()}
+        VIN_DECODES.labels("cache").inc(len(decoded))
         missing = [vin for vin in wanted if vin not in decoded]
         if missing:
             fresh = await self._decode_uncached(missing)
@@ -42,9 +44,10 @@ class CachedVinDecoder:
     async def _decode_uncached(self, vins: Sequence[str]) -> dict[str, DecodedVin]:
         if self.decoder is None:
             results = await asyncio.to_thread(lambda: {vin: decode_offline(vin) for vin in vins})
+            VIN_DECODES.labels("fallback").inc(len(results))
         else:
             self.online_calls += 1
-            results = await self.decoder.decode_many(vins)
+            results = await _decode_counted(self.decoder, vins)
         self.offline_fallbacks += sum(1 for r in results.values() if r.needs_online_decode)
         return results
 
@@ -55,7 +58,7 @@ class CachedVinDecoder:
         vins = await asyncio.to_thread(repository.offline_decoded_vins, self.conn, limit)
         if not vins:
             return 0
-        results = await self.decoder.decode_many(vins)
+        results = await _decode_counted(self.decoder, vins)
         online = {vin: r for vin, r in results.items() if not r.needs_online_decode}
         await asyncio.to_thread(self._replace, online)
         return len(online)
@@ -68,3 +71,16 @@ class CachedVinDecoder:
             repository.set_listing_decodes(
                 self.conn, {vin: r.to_json() for vin, r in online.items()}
             )
+
+
+async def _decode_counted(decoder: VinDecoder, vins: Sequence[str]) -> dict[str, DecodedVin]:
+    """decode_many, each VIN counted: answered by vPIC, decoded offline, or failed."""
+    try:
+        results = await decoder.decode_many(vins)
+    except Exception:
+        VIN_DECODES.labels("error").inc(len(vins))
+        raise
+    online = sum(1 for result in results.values() if not result.needs_online_decode)
+    VIN_DECODES.labels("vpic").inc(online)
+    VIN_DECODES.labels("fallback").inc(len(results) - online)
+    return results

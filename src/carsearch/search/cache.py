@@ -23,9 +23,12 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from carsearch.observability.metrics import CACHE_REQUESTS
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "carsearch:response"
+SEARCH_ENDPOINTS = frozenset({"listings", "facets", "filters"})
 
 
 @dataclass(slots=True)
@@ -67,6 +70,13 @@ def cache_key(endpoint: str, normalized: dict[str, Any]) -> str:
         orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS), digest_size=16
     ).hexdigest()
     return f"{endpoint}:{digest}"
+
+
+def cached_kind(key: str) -> str:
+    """What an entry holds, from its key: the search endpoints' answers are all `search`;
+    other keys start with their kind (`listing:<vin>`, `history:<vin>`)."""
+    prefix = key.partition(":")[0]
+    return "search" if prefix in SEARCH_ENDPOINTS else prefix
 
 
 class MemoryCache:
@@ -161,10 +171,16 @@ async def through_cache(
     version: str,
     key: str,
     compute: Callable[[], Awaitable[bytes]],
+    *,
+    name: str | None = None,
 ) -> tuple[bytes, bool]:
     """The cached entry for `key` at `version`, or a computed one (then cached); and
-    whether it was a hit. Errors raised by `compute` are never cached."""
+    whether it was a hit, counted under `name` (by default, what the key is of: `search`,
+    `listing`, `history`). Errors raised by `compute` are never cached."""
     entry = await cache.get(version, key) if cache is not None else None
+    if cache is not None:
+        kind = name or cached_kind(key)
+        CACHE_REQUESTS.labels(kind, "hit" if entry is not None else "miss").inc()
     if entry is not None:
         return entry, True
     entry = await compute()

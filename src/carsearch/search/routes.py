@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from carsearch.deps import DbSession
+from carsearch.observability.metrics import SEARCH_DURATION
 from carsearch.schemas import Envelope, Pagination, error_responses
 from carsearch.search.analytics import SearchEvent, SearchLog
 from carsearch.search.cache import cache_key, through_cache
@@ -91,7 +92,8 @@ async def search_listings(
 
     async def compute() -> tuple[BaseModel, int]:
         area = await search.area(session, params)
-        page = search.search(params, area)
+        with SEARCH_DURATION.labels("search").time():
+            page = search.search(params, area)
         pagination = Pagination(
             page=params.page,
             page_size=params.page_size,
@@ -120,7 +122,8 @@ async def facet_counts(
 
     async def compute() -> tuple[BaseModel, int]:
         area = await search.area(session, filters)
-        result = search.facets(filters, area)
+        with SEARCH_DURATION.labels("facets").time():
+            result = search.facets(filters, area)
         return Envelope(data=result), result.total
 
     return await _answer(request, search, "facets", filters, compute)
@@ -136,7 +139,8 @@ async def filter_options(request: Request, search: Search) -> Response:
     """Everything a UI needs to draw its filters: makes and models, values, ranges."""
 
     async def compute() -> tuple[BaseModel, int]:
-        options = search.filter_options()
+        with SEARCH_DURATION.labels("filters").time():
+            options = search.filter_options()
         return Envelope(data=options), sum(make.count for make in options.makes)
 
     return await _answer(request, search, "filters", None, compute)

@@ -1,4 +1,4 @@
-"""Background jobs of search: follow the database every few seconds."""
+"""Background work of search: follow the database every few seconds, purge old searches."""
 
 from __future__ import annotations
 
@@ -26,28 +26,64 @@ logger = logging.getLogger(__name__)
 search_jobs = Blueprint()
 
 
-@search_jobs.periodic(cron="* * * * * */5")
+SYNC_INTERVAL_SECONDS = 5.0
+
+
+def sync_once(store: IndexStore, dsn: str) -> str | None:
+    """One sync of this machine's index; returns why it was skipped, if it was."""
+    try:
+        sync_index(store, dsn)
+    except WriterBusy:
+        return "a rebuild holds the index writer"
+    except IndexOfAnotherDatabase:
+        return "the index copies another database (run `carsearch reindex`)"
+    except IndexOutdated:
+        return "old index schema (run `carsearch reindex`)"
+    except IndexMissing:
+        return "no index yet (run `carsearch reindex`)"
+    return None
+
+
+async def follow_database(
+    store: IndexStore, dsn: str, interval: float = SYNC_INTERVAL_SECONDS
+) -> None:
+    """Keep this machine's index current, every `interval` seconds, until cancelled.
+
+    Every job worker runs this beside its jobs: each machine has its own index on local
+    disk, and a queued job would sync only the copy of whichever machine took it. A reason
+    to skip is logged when it starts and when it ends, not on every tick.
+    """
+    skipped: str | None = None
+    while True:
+        try:
+            reason = await asyncio.to_thread(sync_once, store, dsn)
+        except (psycopg.Error, OSError) as exc:
+            reason = f"database or disk error: {str(exc).strip().splitlines()[0][:200]}"
+        if reason != skipped:
+            if reason is None:
+                logger.info("search sync resumed")
+            else:
+                logger.warning("search sync skipped: %s", reason)
+            skipped = reason
+        await asyncio.sleep(interval)
+
+
 @search_jobs.task(
     queue="search",
     pass_context=True,
-    # One sync at a time; a tick that finds one queued adds nothing.
+    # One sync at a time; a request that finds one queued adds nothing.
     lock="search-index",
     queueing_lock="search-index-sync",
 )
-async def sync_search_index(context: JobContext, timestamp: int) -> None:
-    """Index the listings changed since the last sync."""
+async def sync_search_index(context: JobContext, timestamp: int | None = None) -> None:
+    """Index the listings changed since the last sync, now (the scraper asks for one after
+    each run, so new listings are searchable on that machine at once; every worker also
+    follows the database on its own, see `follow_database`)."""
     settings = get_settings()
     dsn = libpq_dsn(resolve_database_url(settings))
-    try:
-        await asyncio.to_thread(sync_index, IndexStore(settings.index_dir), dsn)
-    except WriterBusy:
-        logger.info("search sync skipped: a rebuild holds the index writer")
-    except IndexOfAnotherDatabase:
-        logger.warning("search sync skipped: the index copies another database (reindex)")
-    except IndexOutdated:
-        logger.warning("search sync skipped: old index schema (run `carsearch reindex`)")
-    except IndexMissing:
-        logger.warning("search sync skipped: no index yet (run `carsearch reindex`)")
+    reason = await asyncio.to_thread(sync_once, IndexStore(settings.index_dir), dsn)
+    if reason is not None:
+        logger.info("search sync skipped: %s", reason)
 
 
 @search_jobs.periodic(cron="41 3 * * *")
