@@ -374,6 +374,9 @@ def scrape_carscom(
     ] = False,
 ) -> None:
     """Scrape cars.com results (and detail pages) into the database, with a summary."""
+    # Counted with the worker's runs (before the metrics load): the API's /metrics reports
+    # this run too.
+    use_metrics_dir(_settings().metrics_multiprocess_dir, remove_stale=False)
     from carsearch.ingest.service import CarsComRun, ScrapeRequest
     from carsearch.listings.vocab import RunStatus
 

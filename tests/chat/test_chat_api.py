@@ -63,6 +63,19 @@ async def test_an_answer_cites_real_listings_and_returns_its_filters(client: Asy
         assert car["price"] <= 30000
 
 
+async def test_asking_for_deals_cites_the_best_priced_first(client: AsyncClient) -> None:
+    data = await ask(client, "great deals on an suv")
+    assert data["filters"]["deal_rating"] == ["great"]
+    assert "great deals" in data["answer"]
+    percents = []
+    for citation in data["citations"]:
+        deal = (await client.get(citation["url"])).json()["data"]["deal"]
+        assert deal["rating"] == "great"
+        percents.append(deal["percent"])
+    assert percents
+    assert percents == sorted(percents)  # furthest below market first
+
+
 async def test_a_follow_up_adjusts_the_last_search(client: AsyncClient) -> None:
     first = await ask(client, "toyota under 40k")
     follow = await ask(client, "only awd", conversation_id=first["conversation_id"])

@@ -331,7 +331,15 @@ COMBINATIONS = [
     ),
 ]
 
-ALL_PHRASINGS = NAMES + NOT_NAMES + PRICES + MILEAGE + YEARS + WORDS + PLACES + COMBINATIONS
+DEALS = [
+    ("good deals on a camry", {**TOYOTA_CAMRY, "deal_rating": ["good", "great"]}),
+    ("great deal on a civic", {**HONDA_CIVIC, "deal_rating": ["great"]}),
+    ("a toyota that's a steal", {"make": ["Toyota"], "deal_rating": ["great"]}),
+    ("suv priced below market", {"body_style": ["suv"], "deal_rating": ["good", "great"]}),
+    ("underpriced trucks", {"body_style": ["pickup"], "deal_rating": ["good", "great"]}),
+]
+
+ALL_PHRASINGS = NAMES + NOT_NAMES + PRICES + MILEAGE + YEARS + WORDS + PLACES + COMBINATIONS + DEALS
 
 
 @pytest.mark.parametrize(("message", "expected"), ALL_PHRASINGS)
@@ -357,6 +365,7 @@ def test_there_are_enough_phrasings() -> None:
             ("make Toyota", "model Camry", "within 30 miles of 10001"),
         ),
         ("awd suv 2019 or newer", ("body style SUV", "drivetrain AWD", "year 2019 or newer")),
+        ("good deals on a camry", ("make Toyota", "model Camry", "great or good deals")),
         ("15-25k under 60k miles", ("price $15,000 to $25,000", "under 60,000 miles")),
         ("red convertible with sunroof", ("body style convertible", "color red", 'text "sunroof"')),
         ("certified black interior", ("interior black", "condition certified pre-owned")),

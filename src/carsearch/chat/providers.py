@@ -122,6 +122,8 @@ class LocalProvider:
             yield Answer(text, [], filters)
             return
         sort = SortOrder.distance if filters.zip else SortOrder.newest
+        if filters.deal_rating and not filters.zip:
+            sort = SortOrder.best_deal  # asked for deals: the furthest below market first
         if filters.q:
             sort = SortOrder.relevance
         outcome = await tools.search_listings(filters, sort, SHOWN)

@@ -70,6 +70,7 @@ from carsearch.listings.vocab import (
     BodyStyle,
     Color,
     Condition,
+    DealRating,
     Drivetrain,
     FuelType,
     Transmission,
@@ -284,6 +285,13 @@ _CHEAP = re.compile(
 _CHEAPER = re.compile(
     r"\b(?:cheaper|less\s+expensive|more\s+affordable|lower\s+(?:price|priced|prices|budget"
     r"|cost)|for\s+less)\b"
+)
+# Deals: priced under the estimated market value (docs/APPRAISAL.md). "Great deal" and "steal"
+# ask for the best tier only; "good deal", "deal", "below market" for the two best.
+_GREAT_DEAL = re.compile(r"\b(?:great|best|amazing|excellent)\s+deals?\b|\bsteals?\b")
+_GOOD_DEAL = re.compile(
+    r"\b(?:(?:good|real|hot|fair)\s+)?deals?\b|\b(?:below|under)\s+(?:the\s+)?market"
+    r"(?:\s+value)?\b|\bunder[\s-]*priced\b"
 )
 _NEWER = re.compile(r"\b(?:newer|more\s+recent|later\s+(?:model|models|ones|years))\b")
 _FEWER_MILES = re.compile(r"\b(?:lower|fewer|less|lesser|reduced)[\s-]*" + _MILES)
@@ -540,6 +548,12 @@ class _Listener:
         if low_miles and heard.mileage_max is None:
             heard.mileage_max = LOW_MILEAGE_MAX
         heard.cheap, text = _found(_CHEAP, text)
+        great_deal, text = _found(_GREAT_DEAL, text)
+        good_deal, text = _found(_GOOD_DEAL, text)
+        if great_deal or good_deal:
+            heard.add_value("deal_rating", DealRating.great)
+        if good_deal:
+            heard.add_value("deal_rating", DealRating.good)
         return text
 
     # Numbers
@@ -1284,6 +1298,7 @@ def _apply(
         "exterior_color",
         "interior_color",
         "condition",
+        "deal_rating",
     ):
         values = heard.values.get(name)
         if not values:
@@ -1291,7 +1306,7 @@ def _apply(
         data[name] = _merged(data.get(name, []), values) if union else list(values)
         label = _FIELD_LABELS[name]
         shown = " or ".join(_VALUE_LABELS.get(value, str(value)) for value in values)
-        recognized.append(f"{label} {shown}")
+        recognized.append(f"{shown} deals" if name == "deal_rating" else f"{label} {shown}")
 
     if _apply_range(data, "year", heard.year_min, heard.year_max):
         recognized.append(_year_phrase(data))
@@ -1458,6 +1473,7 @@ _FIELD_LABELS: Mapping[str, str] = {
     "exterior_color": "color",
     "interior_color": "interior",
     "condition": "condition",
+    "deal_rating": "deals",
 }
 _VALUE_LABELS: Mapping[StrEnum, str] = {
     BodyStyle.suv: "SUV",
