@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from carsearch.db import migrate
 from carsearch.db.engine import create_sync_engine, libpq_dsn
+from carsearch.search import tasks as search_tasks
 from carsearch.search.indexer import current_lag_seconds, rebuild_index, sync_index
 from carsearch.search.repository import database_identity
 from carsearch.search.store import (
@@ -170,3 +172,33 @@ async def test_every_worker_keeps_its_own_index_following_the_database(
         for follower in followers:
             follower.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
+
+
+async def test_the_sync_loop_outlives_an_unexpected_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def flaky(store: IndexStore, dsn: str) -> str | None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ValueError("sync.json is not JSON")
+        return None
+
+    monkeypatch.setattr(search_tasks, "sync_once", flaky)
+    caplog.set_level(logging.INFO, logger=search_tasks.logger.name)
+    follower = asyncio.create_task(
+        follow_database(IndexStore(tmp_path), "postgresql://unused", interval=0.01)
+    )
+    for _ in range(200):
+        if len(calls) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    follower.cancel()
+    await asyncio.gather(follower, return_exceptions=True)
+    assert len(calls) >= 4  # still running after the failures
+    messages = [r.getMessage() for r in caplog.records if "search sync" in r.getMessage()]
+    assert messages[:2] == [
+        "search sync skipped: ValueError: sync.json is not JSON",  # once, not per tick
+        "search sync resumed",
+    ]

@@ -9,7 +9,7 @@ from procrastinate import Blueprint, JobContext
 
 from carsearch.chat.repository import forget_anonymous_before
 from carsearch.config import get_settings
-from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
+from carsearch.db.engine import job_session
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +22,7 @@ async def forget_anonymous_conversations(context: JobContext, timestamp: int) ->
     """Anonymous conversations untouched for the retention period are deleted."""
     settings = get_settings()
     before = datetime.now(UTC) - timedelta(hours=settings.chat_anonymous_retention_hours)
-    engine = create_async_db_engine(resolve_database_url(settings), settings)
-    try:
-        async with create_sessionmaker(engine)() as db:
-            deleted = await forget_anonymous_before(db, before)
-            await db.commit()
-    finally:
-        await engine.dispose()
+    async with job_session(settings) as db:
+        deleted = await forget_anonymous_before(db, before)
+        await db.commit()
     logger.info("anonymous conversations forgotten", extra={"deleted": deleted})

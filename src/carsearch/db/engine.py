@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from carsearch.config import Settings
 from carsearch.db.embedded import ensure_database, start_embedded_server
@@ -82,6 +84,21 @@ def create_async_db_engine(url: URL, settings: Settings) -> AsyncEngine:
     )
     instrument_pool(engine, capacity=settings.db_pool_size + settings.db_max_overflow)
     return engine
+
+
+@asynccontextmanager
+async def job_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session for one background job, on a connection of its own, closed at the end.
+
+    Not the API's pool (nor counted with it in carsearch_db_pool_connections): a job that
+    runs every few minutes needs one connection while it runs, not a pool kept open.
+    """
+    engine = create_async_engine(resolve_database_url(settings), poolclass=NullPool)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

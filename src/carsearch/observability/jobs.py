@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from procrastinate.exceptions import JobAborted
+
 from carsearch.observability.logging import REQUEST_ID_ARGUMENT, request_id_var
 from carsearch.observability.metrics import JOBS
 
@@ -44,8 +46,8 @@ async def observe_job(call_next: Callable[[], Awaitable[Any]], context: Any, wor
     request_id_var.set(carried if isinstance(carried, str) and carried else uuid.uuid4().hex)
     try:
         result = await call_next()
-    except asyncio.CancelledError:
-        raise  # stopped by a shutdown, not finished: procrastinate retries or aborts it
+    except (asyncio.CancelledError, JobAborted):
+        raise  # stopped (a shutdown, an operator's abort), not failed
     except BaseException:
         JOBS.labels(job.queue, job.task_name, "failed").inc()
         raise

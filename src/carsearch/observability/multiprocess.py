@@ -20,9 +20,12 @@ _FILE_PID = re.compile(r"_(\d+)\.db$")
 def use_metrics_dir(directory: Path, *, remove_stale: bool) -> None:
     """Make this process, and those it starts, share metrics through `directory`.
 
-    `remove_stale` deletes the files of processes that no longer run (an earlier start):
-    their counts would otherwise be added to the new ones forever. The files of a job
-    worker that is still running stay, so starting the API does not lose its counts.
+    `remove_stale` (the API at its start) cleans up after processes that no longer run.
+    When none of the directory's processes runs any more, every file goes: a fresh start,
+    which Prometheus reads as a counter reset. When one still runs (a job worker), only the
+    dead processes' live gauges go: their counters stay, because taking them out of the
+    sums would make totals drop while the worker's keep growing, and Prometheus would read
+    the drop as a reset followed by the worker's whole lifetime as new increase.
     """
     if "prometheus_client" in sys.modules and os.environ.get(ENVIRONMENT_VARIABLE) != str(
         directory
@@ -30,11 +33,17 @@ def use_metrics_dir(directory: Path, *, remove_stale: bool) -> None:
         raise RuntimeError("prometheus_client was imported before the metrics directory was set")
     directory.mkdir(parents=True, exist_ok=True)
     if remove_stale:
-        for path in directory.glob("*.db"):
-            match = _FILE_PID.search(path.name)
-            if match is None or not _running(int(match.group(1))):
-                path.unlink(missing_ok=True)
+        _remove_stale(directory)
     os.environ[ENVIRONMENT_VARIABLE] = str(directory)
+
+
+def _remove_stale(directory: Path) -> None:
+    files = {path: _FILE_PID.search(path.name) for path in directory.glob("*.db")}
+    live = {int(m.group(1)) for m in files.values() if m is not None and _running(int(m.group(1)))}
+    for path, match in files.items():
+        dead = match is None or int(match.group(1)) not in live
+        if dead and (not live or path.name.startswith("gauge_live")):
+            path.unlink(missing_ok=True)
 
 
 def forget_this_process() -> None:

@@ -24,7 +24,13 @@ _TABLE_ROWS_SQL = text(
     "SELECT relname, n_live_tup FROM pg_stat_user_tables"
     " WHERE schemaname = current_schema() AND relname IN :tables"
 ).bindparams(bindparam("tables", expanding=True))
-_SOURCES_SQL = text("SELECT source, status = 'blocked', last_success_at FROM source_states")
+_BLOCKED_SQL = text("SELECT source, status = 'blocked' FROM source_states")
+# When a source last scraped successfully; for one that has runs but no success yet, when
+# it first ran: "no success since then" is what the stale-scrape alert needs to know.
+_LAST_SUCCESS_SQL = text(
+    "SELECT source, coalesce(max(finished_at) FILTER (WHERE status = 'succeeded'),"
+    " min(started_at)) FROM scrape_runs GROUP BY source"
+)
 
 
 async def read_database_state(
@@ -51,10 +57,10 @@ async def read_database_state(
     }
     blocked = dict.fromkeys(sources, False)
     last_success: dict[str, float] = {}
-    for source, is_blocked, succeeded_at in await connection.execute(_SOURCES_SQL):
+    for source, is_blocked in await connection.execute(_BLOCKED_SQL):
         blocked[source] = bool(is_blocked)
-        if succeeded_at is not None:
-            last_success[source] = succeeded_at.timestamp()
+    for source, succeeded_at in await connection.execute(_LAST_SUCCESS_SQL):
+        last_success[source] = succeeded_at.timestamp()
     lag = None
     if index_exists:
         async with AsyncSession(bind=connection) as session:

@@ -89,7 +89,8 @@ class SearchFilters(BaseModel):
     deal_rating: list[DealRating] = Field(
         [],
         description="Deal rating against the estimated market value (repeatable): great, "
-        "good, fair, high, overpriced, or none (not rated).",
+        "good, fair, high, overpriced, or none (appraised but unratable; a listing not "
+        "appraised yet matches no rating).",
         examples=[["great", "good"]],
     )
     year_min: Count | None = Field(

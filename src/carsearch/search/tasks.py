@@ -55,15 +55,18 @@ async def follow_database(
     """
     skipped: str | None = None
     while True:
+        failure: Exception | None = None
         try:
             reason = await asyncio.to_thread(sync_once, store, dsn)
-        except (psycopg.Error, OSError) as exc:
-            reason = f"database or disk error: {str(exc).strip().splitlines()[0][:200]}"
+        except Exception as exc:  # the loop outlives any one failure: it is all that syncs
+            failure = exc
+            lines = str(exc).strip().splitlines()
+            reason = f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
         if reason != skipped:
             if reason is None:
                 logger.info("search sync resumed")
             else:
-                logger.warning("search sync skipped: %s", reason)
+                logger.warning("search sync skipped: %s", reason, exc_info=failure)
             skipped = reason
         await asyncio.sleep(interval)
 

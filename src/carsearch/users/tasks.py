@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from procrastinate import Blueprint, JobContext
 
 from carsearch.config import get_settings
-from carsearch.db.engine import create_async_db_engine, create_sessionmaker, resolve_database_url
+from carsearch.db.engine import job_session
 from carsearch.search.service import SearchService
 from carsearch.search.store import IndexMissing, IndexReader, IndexStore
 from carsearch.users.alerts import run_alerts
@@ -30,18 +30,14 @@ async def send_alerts(context: JobContext, timestamp: int) -> None:
     except IndexMissing:
         logger.warning("alerts skipped: no search index yet (run `carsearch reindex`)")
         return
-    engine = create_async_db_engine(resolve_database_url(settings), settings)
-    try:
-        async with create_sessionmaker(engine)() as db:
-            now = datetime.now(UTC)
-            report = await run_alerts(
-                db, SearchService(IndexReader(store)), now=now, until=position or now
-            )
-            await db.commit()
-            delivered = await deliver(db, settings)
-            await db.commit()
-    finally:
-        await engine.dispose()
+    async with job_session(settings) as db:
+        now = datetime.now(UTC)
+        report = await run_alerts(
+            db, SearchService(IndexReader(store)), now=now, until=position or now
+        )
+        await db.commit()
+        delivered = await deliver(db, settings)
+        await db.commit()
     logger.info(
         "alerts sent",
         extra={
