@@ -196,6 +196,24 @@ def stored_path(listings: int, seed: int, runs: int) -> None:
             f"appraise_stale after 100 price changes: median {statistics.median(stale):.2f} s "
             f"({report.models} models, {report.listings:,} listings re-fitted)"
         )
+        # A day of market churn: 2% of active listings cut their price 3%, 2% sell.
+        with psycopg.connect(dsn) as conn:
+            conn.execute(
+                "UPDATE listings SET price = (price * 0.97)::int WHERE status = 'active'"
+                " AND price IS NOT NULL AND id %% 50 = %s",
+                (1,),
+            )
+            conn.execute(
+                "UPDATE listings SET status = 'sold', sold_at = %s WHERE status = 'active'"
+                " AND id %% 50 = 2",
+                (NOW,),
+            )
+        daily = appraise_market(dsn, now=NOW)
+        print(
+            f"daily appraise_market after a day's churn (2% price cuts, 2% sold): "
+            f"{daily.seconds:.1f} s; {daily.changed:,} of {daily.listings:,} appraisals "
+            f"changed what search shows ({daily.changed / daily.listings:.1%} re-indexed)"
+        )
 
 
 if __name__ == "__main__":

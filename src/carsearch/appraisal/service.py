@@ -18,6 +18,8 @@ import psycopg
 from carsearch.appraisal.estimator import Appraisal, Comparable, appraise_all
 
 COMPARABLE_SOLD_DAYS = 90
+# An estimate that moves less than this (a share of it) is not worth re-indexing for.
+ESTIMATE_DRIFT = 0.01
 
 Group = tuple[str, str]  # (make, model)
 
@@ -48,8 +50,11 @@ _COPY_STAGE = (
     "COPY appraisal_stage (listing_id, rating, reason, estimate, price, difference, percent,"
     " comparables) FROM STDIN"
 )
-# updated_at moves only when what a shopper sees changed, so the search sync re-indexes
-# just those listings; appraised_at always moves.
+# updated_at moves only when what search results show changed (the rating, the reason, the
+# price, the estimate by ESTIMATE_DRIFT or more), so the search sync re-indexes just those
+# listings: a daily re-fit nudges most estimates by a few dollars, and re-indexing the whole
+# market for that would cost every machine minutes a day. appraised_at always moves; the
+# listing page reads the stored row itself, drift included.
 _MERGE_STAGE = """
 INSERT INTO listing_appraisals AS a (listing_id, rating, reason, estimate, price, difference,
                                      percent, comparables, appraised_at, updated_at)
@@ -63,10 +68,10 @@ ON CONFLICT (listing_id) DO UPDATE SET
     price = excluded.price, difference = excluded.difference, percent = excluded.percent,
     comparables = excluded.comparables, appraised_at = excluded.appraised_at,
     updated_at = CASE
-        WHEN (a.rating, a.reason, a.estimate, a.price, a.comparables)
+        WHEN (a.rating, a.reason, a.price, a.estimate IS NULL)
              IS DISTINCT FROM
-             (excluded.rating, excluded.reason, excluded.estimate, excluded.price,
-              excluded.comparables)
+             (excluded.rating, excluded.reason, excluded.price, excluded.estimate IS NULL)
+          OR abs(excluded.estimate - a.estimate) >= %(drift)s * a.estimate
         THEN excluded.updated_at
         ELSE a.updated_at
     END
@@ -79,7 +84,7 @@ class AppraisalReport:
     listings: int = 0  # active listings appraised
     comparables: int = 0  # market listings read
     models: int = 0
-    changed: int = 0  # appraisals whose rating, estimate or evidence changed
+    changed: int = 0  # appraisals whose change search results show (see _MERGE_STAGE)
     ratings: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -189,5 +194,7 @@ def _store(
             )
     row = conn.execute("SELECT clock_timestamp()").fetchone()
     assert row is not None
-    merged = conn.execute(_MERGE_STAGE, {"now": now, "merge_started": row[0]}).fetchall()
+    merged = conn.execute(
+        _MERGE_STAGE, {"now": now, "merge_started": row[0], "drift": ESTIMATE_DRIFT}
+    ).fetchall()
     return sum(1 for (changed,) in merged if changed)

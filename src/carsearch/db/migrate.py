@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
 from alembic import command
@@ -42,13 +43,15 @@ def check(engine: Engine) -> None:
     _run(engine, "check")
 
 
+@cache  # the scripts ship with the code: they do not change while it runs
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def known_revisions() -> set[str]:
+@cache
+def known_revisions() -> frozenset[str]:
     script = ScriptDirectory.from_config(alembic_config())
-    return {rev.revision for rev in script.walk_revisions()}
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 SchemaState = Literal["current", "ahead", "behind"]

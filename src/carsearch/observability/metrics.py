@@ -163,7 +163,7 @@ class DatabaseCollector(Collector):
         )
         yield _gauge(
             "carsearch_scrape_last_success_timestamp_seconds",
-            "Unix time of the last scrape run of the source that succeeded.",
+            "Unix time the source's last succeeded run ended (none yet: its first run began).",
             ["source"],
             (([source], when) for source, when in sorted(state.last_success.items())),
         )
