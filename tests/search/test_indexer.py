@@ -15,7 +15,12 @@ from sqlalchemy.engine import URL
 from carsearch.db import migrate
 from carsearch.db.engine import create_sync_engine, libpq_dsn
 from carsearch.search import tasks as search_tasks
-from carsearch.search.indexer import current_lag_seconds, rebuild_index, sync_index
+from carsearch.search.indexer import (
+    SyncMemory,
+    current_lag_seconds,
+    rebuild_index,
+    sync_index,
+)
 from carsearch.search.repository import database_identity
 from carsearch.search.store import (
     IndexMissing,
@@ -74,6 +79,18 @@ def test_sync_follows_changes_and_reports_lag(small_inventory: str, tmp_path: Pa
     # A second pass re-reads only the overlap window: nothing new, nothing lost.
     assert sync_index(store, small_inventory).lag_seconds == 0
     assert reader.searcher()[1].num_docs == 300
+
+    # A follower remembers what it indexed: the overlap's rows are read again, not indexed.
+    memory = SyncMemory()
+    assert sync_index(store, small_inventory, memory).indexed >= 1
+    assert sync_index(store, small_inventory, memory).indexed == 0
+    with psycopg.connect(small_inventory) as conn:
+        conn.execute("UPDATE listings SET price = price + 1 WHERE vin = %s", (vin,))
+    assert sync_index(store, small_inventory, memory).indexed == 1  # only the new change
+    assert _price_of(reader, vin) == price + 1
+    # A rebuild is a new generation: the memory starts over instead of trusting it.
+    rebuild_index(store, small_inventory)
+    assert sync_index(store, small_inventory, memory).indexed >= 1
 
 
 def test_dealer_changes_reach_their_listings(small_inventory: str, tmp_path: Path) -> None:
@@ -179,7 +196,7 @@ async def test_the_sync_loop_outlives_an_unexpected_failure(
 ) -> None:
     calls: list[int] = []
 
-    def flaky(store: IndexStore, dsn: str) -> str | None:
+    def flaky(store: IndexStore, dsn: str, memory: object = None) -> str | None:
         calls.append(1)
         if len(calls) <= 2:
             raise ValueError("sync.json is not JSON")

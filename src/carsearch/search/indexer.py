@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -26,6 +26,16 @@ logger = logging.getLogger(__name__)
 # A transaction that commits after a later one was already synced carries an older
 # updated_at; re-reading this far back catches it. Re-indexing a row is idempotent.
 SYNC_OVERLAP = timedelta(minutes=2)
+
+
+@dataclass
+class SyncMemory:
+    """What one follower indexed within the overlap window on its last pass, in which
+    generation: rows it reads again unchanged are not indexed again. Without it every pass
+    re-indexes every row of the last two minutes (all of a seed, or of a scrape, 24 times)."""
+
+    generation: str | None = None
+    indexed: dict[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +96,12 @@ def rebuild_index(
     return RebuildReport(documents, (datetime.now(UTC) - started).total_seconds())
 
 
-def sync_index(store: IndexStore, dsn: str) -> SyncReport:
+def sync_index(store: IndexStore, dsn: str, memory: SyncMemory | None = None) -> SyncReport:
     """Index the listings (and dealers) changed since the last sync.
 
-    Raises IndexMissing when there is no index yet and WriterBusy during a rebuild.
+    With `memory` (a long-lived follower's), rows indexed by its previous pass into the same
+    generation and unchanged since are skipped. Raises IndexMissing when there is no index
+    yet and WriterBusy during a rebuild.
     """
     with store.writer_lock():
         generation = store.current_generation()
@@ -103,15 +115,26 @@ def sync_index(store: IndexStore, dsn: str) -> SyncReport:
         with psycopg.connect(dsn) as conn:
             if state.database is not None and state.database != repository.database_identity(conn):
                 raise IndexOfAnotherDatabase
-            rows = repository.listings_changed_since(conn, since)
-            position = max([state.position, *(row.updated_at for row in rows)], key=_sortable)
-            if rows:
+            if memory is None:
+                fresh = repository.listings_changed_since(conn, since)
+                changes = [(row.id, row.updated_at) for row in fresh]
+            else:
+                if memory.generation != str(generation):  # a rebuild: nothing is known of it
+                    memory.generation, memory.indexed = str(generation), {}
+                # Which rows changed first; whole rows only of those not indexed yet.
+                changes = repository.changes_since(conn, since)
+                unseen = [i for i, at in changes if memory.indexed.get(i) != at]
+                fresh = repository.listings_by_ids(conn, unseen) if unseen else []
+            position = max([state.position, *(at for _, at in changes)], key=_sortable)
+            if fresh:
                 writer = open_index(generation).writer(WRITER_HEAP_BYTES // 4, 1)
-                for row in rows:
+                for row in fresh:
                     writer.delete_documents_by_term("id", row.id)
                     writer.add_document(listing_document(row))
                 writer.commit()
                 writer.wait_merging_threads()
+            if memory is not None:
+                memory.indexed = dict(changes)
             store.write_sync_state(
                 generation,
                 SyncState(
@@ -123,9 +146,9 @@ def sync_index(store: IndexStore, dsn: str) -> SyncReport:
                 ),
             )
             lag = lag_seconds(conn, position)
-    if rows:
-        logger.info("search index synced", extra={"indexed": len(rows), "lag_seconds": lag})
-    return SyncReport(indexed=len(rows), position=position, lag_seconds=lag)
+    if fresh:
+        logger.info("search index synced", extra={"indexed": len(fresh), "lag_seconds": lag})
+    return SyncReport(indexed=len(fresh), position=position, lag_seconds=lag)
 
 
 def _sortable(value: datetime | None) -> datetime:

@@ -55,23 +55,43 @@ def count_listings(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
+_CHANGED_IDS = """
+    SELECT id FROM listings WHERE updated_at > %(since)s
+    UNION
+    SELECT l2.id FROM listings l2 JOIN dealers d2 ON d2.id = l2.dealer_id
+    WHERE d2.updated_at > %(since)s
+    UNION
+    SELECT listing_id FROM listing_appraisals WHERE updated_at > %(since)s
+"""
+
+
 def listings_changed_since(conn: psycopg.Connection, since: datetime) -> list[ListingRow]:
     """Listings whose row, dealer's row or appraisal changed after `since`."""
     with conn.cursor(row_factory=class_row(ListingRow)) as cursor:
         cursor.execute(
-            _SELECT_ROWS
-            + """
-            WHERE l.id IN (
-                SELECT id FROM listings WHERE updated_at > %(since)s
-                UNION
-                SELECT l2.id FROM listings l2 JOIN dealers d2 ON d2.id = l2.dealer_id
-                WHERE d2.updated_at > %(since)s
-                UNION
-                SELECT listing_id FROM listing_appraisals WHERE updated_at > %(since)s
-            )
-            ORDER BY updated_at
-            """,
+            _SELECT_ROWS + f" WHERE l.id IN ({_CHANGED_IDS}) ORDER BY updated_at",
             {"since": since},
+        )
+        return cursor.fetchall()
+
+
+def changes_since(conn: psycopg.Connection, since: datetime) -> list[tuple[int, datetime]]:
+    """(id, updated_at) of the listings `listings_changed_since` would return: what a
+    follower checks against what it already indexed before reading whole rows."""
+    rows = conn.execute(
+        "SELECT l.id, GREATEST(l.updated_at, d.updated_at, a.updated_at) FROM listings l"
+        " LEFT JOIN dealers d ON d.id = l.dealer_id"
+        " LEFT JOIN listing_appraisals a ON a.listing_id = l.id"
+        f" WHERE l.id IN ({_CHANGED_IDS})",
+        {"since": since},
+    ).fetchall()
+    return [(listing_id, updated_at) for listing_id, updated_at in rows]
+
+
+def listings_by_ids(conn: psycopg.Connection, ids: list[int]) -> list[ListingRow]:
+    with conn.cursor(row_factory=class_row(ListingRow)) as cursor:
+        cursor.execute(
+            _SELECT_ROWS + " WHERE l.id = ANY(%(ids)s) ORDER BY updated_at", {"ids": ids}
         )
         return cursor.fetchall()
 

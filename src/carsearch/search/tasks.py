@@ -11,7 +11,7 @@ from procrastinate import Blueprint, JobContext
 
 from carsearch.config import get_settings
 from carsearch.db.engine import libpq_dsn, resolve_database_url
-from carsearch.search.indexer import sync_index
+from carsearch.search.indexer import SyncMemory, sync_index
 from carsearch.search.repository import delete_search_queries_before
 from carsearch.search.store import (
     IndexMissing,
@@ -29,10 +29,10 @@ search_jobs = Blueprint()
 SYNC_INTERVAL_SECONDS = 5.0
 
 
-def sync_once(store: IndexStore, dsn: str) -> str | None:
+def sync_once(store: IndexStore, dsn: str, memory: SyncMemory | None = None) -> str | None:
     """One sync of this machine's index; returns why it was skipped, if it was."""
     try:
-        sync_index(store, dsn)
+        sync_index(store, dsn, memory)
     except WriterBusy:
         return "a rebuild holds the index writer"
     except IndexOfAnotherDatabase:
@@ -54,10 +54,11 @@ async def follow_database(
     to skip is logged when it starts and when it ends, not on every tick.
     """
     skipped: str | None = None
+    memory = SyncMemory()
     while True:
         failure: Exception | None = None
         try:
-            reason = await asyncio.to_thread(sync_once, store, dsn)
+            reason = await asyncio.to_thread(sync_once, store, dsn, memory)
         except Exception as exc:  # the loop outlives any one failure: it is all that syncs
             failure = exc
             lines = str(exc).strip().splitlines()
