@@ -67,6 +67,8 @@ async def test_asking_for_deals_cites_the_best_priced_first(client: AsyncClient)
     data = await ask(client, "great deals on an suv")
     assert data["filters"]["deal_rating"] == ["great"]
     assert "great deals" in data["answer"]
+    assert "a great deal" in data["answer"]  # each line says so
+    assert {citation["deal"] for citation in data["citations"]} == {"great"}
     percents = []
     for citation in data["citations"]:
         deal = (await client.get(citation["url"])).json()["data"]["deal"]

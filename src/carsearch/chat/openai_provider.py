@@ -234,6 +234,7 @@ def shown_from_detail(vin: str, detail: dict[str, Any]) -> ShownListing:
         url=f"/api/v1/listings/{vin}",
         dealer=", ".join(part for part in (dealer.get("name"), dealer.get("city")) if part) or None,
         distance_miles=None,
+        deal=(detail.get("deal") or {}).get("rating"),
         relevance=1.0,  # the very car asked about
     )
 

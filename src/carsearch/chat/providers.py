@@ -89,6 +89,8 @@ def describe(listing: ShownListing) -> str:
     parts = [listing.title, _money(listing.price)]
     if listing.mileage is not None:
         parts.append(f"{listing.mileage:,} mi")
+    if listing.deal in ("great", "good"):
+        parts.append(f"a {listing.deal} deal")
     where = f"at {listing.dealer}" if listing.dealer else ""
     if listing.distance_miles is not None:
         where += f" ({listing.distance_miles:g} mi away)"

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from carsearch.listings.vocab import DealRating
 from carsearch.schemas import NO_NUL
 
 MAX_MESSAGE = 2_000
@@ -44,6 +45,12 @@ class ShownListing(BaseModel):
         description="Dealer name and city.", examples=["Austin Toyota, Austin"]
     )
     distance_miles: float | None = Field(description="Miles from the searched ZIP.", examples=[8.4])
+    deal: DealRating | None = Field(
+        None,
+        description="Deal rating against the market (great, good, fair, high, overpriced, "
+        "none); null when not appraised.",
+        examples=["good"],
+    )
     relevance: float = Field(
         description="1 for the best match, lower for the others.", examples=[1.0]
     )

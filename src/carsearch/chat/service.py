@@ -83,6 +83,7 @@ class SearchTools:
                 url=f"/api/v1/listings/{result.vin}",
                 dealer=", ".join(p for p in (result.dealer_name, result.dealer_city) if p) or None,
                 distance_miles=result.distance_miles,
+                deal=result.deal.rating if result.deal is not None else None,
                 relevance=round(1 - position / count, 2),
             )
             for position, result in enumerate(page.results)
