@@ -9,17 +9,14 @@ is rolled back.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from psycopg import sql
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -27,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 os.environ.setdefault("CARSEARCH_ENV", "test")
 
 from app_settings import settings_for_tests
+from databases import create_database, drop_database
 
 from carsearch.app import create_app
 from carsearch.config import Settings
@@ -52,27 +50,13 @@ def server_url() -> URL:
     return resolve_database_url(Settings(env="test"))
 
 
-def create_database(server_url: URL, prefix: str = "carsearch_test") -> URL:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return server_url.set(database=name)
-
-
-def drop_database(server_url: URL, url: URL) -> None:
-    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database))
-        )
-
-
 @pytest.fixture
-def make_database(server_url: URL) -> Iterator[Callable[[], URL]]:
-    """A factory of empty databases, dropped after the test."""
+def make_database(server_url: URL) -> Iterator[Callable[..., URL]]:
+    """A factory of databases, empty or (`migrated=True`) at head, dropped after the test."""
     created: list[URL] = []
 
-    def make() -> URL:
-        created.append(create_database(server_url, prefix="carsearch_scratch"))
+    def make(*, migrated: bool = False) -> URL:
+        created.append(create_database(server_url, prefix="carsearch_scratch", migrated=migrated))
         return created[-1]
 
     yield make

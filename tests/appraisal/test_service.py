@@ -13,8 +13,7 @@ import tantivy
 from sqlalchemy.engine import URL
 
 from carsearch.appraisal.service import appraise_market, appraise_stale, stale_groups
-from carsearch.db import migrate
-from carsearch.db.engine import create_sync_engine, libpq_dsn
+from carsearch.db.engine import libpq_dsn
 from carsearch.jobs import create_job_app
 from carsearch.search.indexer import rebuild_index, sync_index
 from carsearch.search.store import IndexReader, IndexStore
@@ -24,11 +23,8 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 @pytest.fixture
-def market(make_database: Callable[[], URL]) -> str:
-    url = make_database()
-    engine = create_sync_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
+def market(make_database: Callable[..., URL]) -> str:
+    url = make_database(migrated=True)
     dsn = libpq_dsn(url)
     seed_inventory(dsn, listings=4_000, seed=5, now=NOW)
     return dsn

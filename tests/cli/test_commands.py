@@ -74,7 +74,7 @@ def test_an_unknown_revision_is_refused() -> None:
     assert_one_clear_line(carsearch("migrate", "--to", "nope"), "unknown revision 'nope'")
 
 
-def test_migrate_and_seed_on_a_server(make_database: Callable[[], URL]) -> None:
+def test_migrate_and_seed_on_a_server(make_database: Callable[..., URL]) -> None:
     env = {"DATABASE_URL": libpq_dsn(make_database())}
     not_migrated = carsearch("seed", "--listings", "10", env=env)
     assert_one_clear_line(not_migrated, "run `carsearch migrate`")

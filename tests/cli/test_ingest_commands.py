@@ -13,8 +13,6 @@ from loopback import serving
 from recordings import CARSCOM_PAGES
 from sqlalchemy.engine import URL
 
-from carsearch.db import migrate
-from carsearch.db.engine import create_sync_engine
 from carsearch.ingest.demo_site import create_demo_site
 
 PAGES = CARSCOM_PAGES
@@ -76,12 +74,9 @@ def test_scrape_refuses_bad_options(args: list[str], expected: str) -> None:
 
 
 def test_scrape_from_the_demo_site_with_a_summary(
-    make_database: Callable[[], URL], tmp_path: Path
+    make_database: Callable[..., URL], tmp_path: Path
 ) -> None:
-    url = make_database()
-    engine = create_sync_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    url = make_database(migrated=True)
     env = {
         "DATABASE_URL": url.render_as_string(hide_password=False),
         "CARSEARCH_CARSCOM_MIN_INTERVAL_SECONDS": "0",

@@ -11,7 +11,7 @@ from carsearch.db.engine import create_sync_engine
 
 
 @pytest.fixture
-def empty_engine(make_database: Callable[[], URL]) -> Iterator[Engine]:
+def empty_engine(make_database: Callable[..., URL]) -> Iterator[Engine]:
     engine = create_sync_engine(make_database())
     yield engine
     engine.dispose()

@@ -4,7 +4,6 @@ and a local vPIC, into a database of their own, out through the search API."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,16 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from databases import migrated_database
 from fake_vpic import FakeVpic, running_fake_vpic
 from httpx import ASGITransport, AsyncClient
 from loopback import serving
-from psycopg import sql
 from sqlalchemy.engine import URL
 
 from carsearch.app import create_app
 from carsearch.config import Settings
-from carsearch.db import migrate
-from carsearch.db.engine import create_sync_engine, libpq_dsn
 from carsearch.ingest.demo_site import create_demo_site
 from carsearch.ingest.normalize import Catalog, NormalizedListing, normalize_listing
 from carsearch.ingest.pipeline import RunCounts, store_page
@@ -44,17 +41,9 @@ DEAD_VPIC = "http://127.0.0.1:1/api/"
 @pytest.fixture(scope="module")
 def dsn(server_url: URL) -> Iterator[str]:
     """A database of its own: migrated, reference makes and models loaded, no listings."""
-    name = f"carsearch_ingest_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = server_url.set(database=name)
-    engine = create_sync_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    seed_inventory(libpq_dsn(url), listings=0, seed=1)
-    yield libpq_dsn(url)
-    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with migrated_database(server_url, "carsearch_ingest") as dsn:
+        seed_inventory(dsn, listings=0, seed=1)
+        yield dsn
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -19,22 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from app_settings import settings_for_tests
+from databases import migrated_database
 from fake_vpic import FakeVpic, running_fake_vpic
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from loopback import serving
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from carsearch.app import create_app
 from carsearch.config import Settings, get_settings
-from carsearch.db import migrate
-from carsearch.db.engine import create_async_db_engine, create_sync_engine, libpq_dsn
+from carsearch.db.engine import create_async_db_engine
 from carsearch.ingest.demo_site import create_demo_site
 from carsearch.ingest.service import CarsComRun, ScrapeRequest
 from carsearch.jobs import create_job_app, known_queues
@@ -108,17 +105,9 @@ class Traffic:
 @pytest.fixture(scope="module")
 def dsn(server_url: URL) -> Iterator[str]:
     """A database of this module's own: migrated, a small inventory, then scraped into."""
-    name = f"carsearch_metrics_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = server_url.set(database=name)
-    engine = create_sync_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    seed_inventory(libpq_dsn(url), listings=300, seed=3)
-    yield libpq_dsn(url)
-    with psycopg.connect(libpq_dsn(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with migrated_database(server_url, "carsearch_metrics") as dsn:
+        seed_inventory(dsn, listings=300, seed=3)
+        yield dsn
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
-from carsearch.db import migrate
-from carsearch.db.engine import create_sync_engine, libpq_dsn
+from carsearch.db.engine import libpq_dsn
 from carsearch.jobs import create_job_app
 
 SYNCS_SUCCEEDED_TASK = "search:carsearch.search.tasks.sync_search_index"
@@ -139,10 +138,7 @@ def test_one_metrics_endpoint_adds_up_two_api_processes_and_the_job_worker(
     (metrics_dir / "counter_999999999.db").write_bytes(b"stale")
     # The job worker works on a database of its own, so that its schedule leaves the shared
     # test database alone; it reports through the same directory.
-    worker_url: URL = make_database()  # type: ignore[operator]
-    engine = create_sync_engine(worker_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    worker_url: URL = make_database(migrated=True)  # type: ignore[operator]
     # A search sync waits in the queue, as the scraper leaves one after a run.
     asyncio.run(defer_search_sync(libpq_dsn(worker_url)))
     port = free_port()

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from carsearch.app import create_app
 from carsearch.db import migrate
-from carsearch.db.engine import create_async_db_engine, create_sync_engine, libpq_dsn
+from carsearch.db.engine import create_async_db_engine, libpq_dsn
 from carsearch.search.store import IndexStore, SyncState, open_index
 
 
@@ -55,14 +55,11 @@ async def test_an_index_of_an_older_schema_is_not_ready(start_app: Any, tmp_path
 
 
 async def test_a_database_behind_the_code_is_not_ready_and_one_ahead_is(
-    make_database: Callable[[], URL], search_index: Path, tmp_path: Path
+    make_database: Callable[..., URL], search_index: Path, tmp_path: Path
 ) -> None:
     """During a rolling deploy the new release migrates first: old processes stay ready on
     the newer schema; a database that was never migrated to this release is not ready."""
-    url = make_database()
-    sync_engine = create_sync_engine(url)
-    migrate.upgrade(sync_engine)
-    sync_engine.dispose()
+    url = make_database(migrated=True)
     head = migrate.head_revision()
     assert head is not None
     previous = sorted(migrate.known_revisions())[-2]

@@ -12,8 +12,7 @@ import pytest
 import tantivy
 from sqlalchemy.engine import URL
 
-from carsearch.db import migrate
-from carsearch.db.engine import create_sync_engine, libpq_dsn
+from carsearch.db.engine import libpq_dsn
 from carsearch.search import tasks as search_tasks
 from carsearch.search.indexer import (
     SyncMemory,
@@ -34,11 +33,8 @@ from carsearch.seed.service import seed_inventory
 
 
 @pytest.fixture
-def small_inventory(make_database: Callable[[], URL]) -> str:
-    url = make_database()
-    engine = create_sync_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
+def small_inventory(make_database: Callable[..., URL]) -> str:
+    url = make_database(migrated=True)
     dsn = libpq_dsn(url)
     seed_inventory(dsn, listings=300, seed=9)
     return dsn
@@ -138,17 +134,14 @@ def test_one_writer_at_a_time(small_inventory: str, tmp_path: Path) -> None:
 
 
 def test_an_index_follows_only_the_database_it_was_built_from(
-    small_inventory: str, make_database: Callable[[], URL], tmp_path: Path
+    small_inventory: str, make_database: Callable[..., URL], tmp_path: Path
 ) -> None:
     store = IndexStore(tmp_path / "index")
     rebuild_index(store, small_inventory)
     with psycopg.connect(small_inventory) as conn:
         built_from = database_identity(conn)
     assert store.exists(built_from)
-    other_url = make_database()
-    engine = create_sync_engine(other_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    other_url = make_database(migrated=True)
     other = libpq_dsn(other_url)
     with psycopg.connect(other) as conn:
         assert database_identity(conn) != built_from

@@ -142,7 +142,7 @@ def test_seeded_database_holds_a_coherent_inventory(seeded: int, sync_engine: En
 
 
 def test_seeding_twice_needs_reset_and_reset_replaces(
-    make_database: Callable[[], URL],
+    make_database: Callable[..., URL],
 ) -> None:
     url = make_database()
     engine = create_sync_engine(url)

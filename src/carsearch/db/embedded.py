@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from carsearch.errors import SetupError
+from carsearch.processes import process_running
 
 logger = logging.getLogger(__name__)
 
@@ -32,19 +33,9 @@ def _forget_dead_handles(pg_dir: Path) -> None:
         pids = json.loads(handles.read_text())
     except (OSError, ValueError):
         pids = []
-    alive = [pid for pid in pids if isinstance(pid, int) and _pid_alive(pid)]
+    alive = [pid for pid in pids if isinstance(pid, int) and process_running(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _holder_description(pg_dir: Path) -> str | None:
@@ -54,7 +45,7 @@ def _holder_description(pg_dir: Path) -> str | None:
         pid = int(pid_file.read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return None
-    if not _pid_alive(pid):
+    if not process_running(pid):
         return None
     try:
         name = Path(f"/proc/{pid}/comm").read_text().strip()

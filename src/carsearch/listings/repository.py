@@ -103,10 +103,9 @@ def _detail_statement() -> Select[Any]:
 _COMPARABLES = text(
     f"""
     SELECT c.vin, c.year, c.trim, c.mileage, c.price, c.condition, c.status,
-           CASE WHEN d.latitude IS NOT NULL AND here.latitude IS NOT NULL THEN
-               earth_distance(ll_to_earth(here.latitude, here.longitude),
-                              ll_to_earth(d.latitude, d.longitude)) / 1609.344
-           END AS distance_miles
+           round(CAST(earth_distance(ll_to_earth(here.latitude, here.longitude),
+                                     ll_to_earth(d.latitude, d.longitude)) / 1609.344
+                      AS numeric), 1) AS distance_miles
     FROM listings c
     LEFT JOIN dealers d ON d.id = c.dealer_id
     LEFT JOIN dealers here ON here.id = :dealer_id

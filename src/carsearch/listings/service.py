@@ -160,17 +160,8 @@ async def _deal_explanation(
         percent=appraisal.percent,
         comparables=appraisal.comparables,
         appraised_at=appraisal.appraised_at,
-        examples=[
-            ComparableListing.model_validate(
-                {**row, "distance_miles": _rounded(row["distance_miles"])}
-            )
-            for row in examples
-        ],
+        examples=[ComparableListing.model_validate(row) for row in examples],
     )
-
-
-def _rounded(miles: float | None) -> float | None:
-    return None if miles is None else round(miles, 1)
 
 
 async def get_price_history(

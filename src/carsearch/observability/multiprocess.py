@@ -13,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 
+from carsearch.processes import process_running
+
 ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 _FILE_PID = re.compile(r"_(\d+)\.db$")
 
@@ -56,12 +58,5 @@ def forget_this_process() -> None:
 
 
 def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a file of an earlier process that had this pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Our own pid on a file at start: an earlier process had it.
+    return pid != os.getpid() and process_running(pid)
